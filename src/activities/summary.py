@@ -1,0 +1,152 @@
+"""SUMMARY: the page an approver reads in under a minute, rendered deterministically."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import JsonValue
+from temporalio import activity
+
+from changegate.models import (
+    ChangePlan,
+    ChangeRequest,
+    Finding,
+    Summary,
+    SummaryInput,
+    TargetObservation,
+)
+
+_MARK = {"block": "BLOCK", "warn": "WARN ", "info": "info "}
+
+
+@activity.defn(name="render_summary")
+async def render_summary(data: SummaryInput) -> Summary:
+    """Render the human-readable summary of a change."""
+    return render(data)
+
+
+def render(data: SummaryInput) -> Summary:
+    """The summary text: the same input always gives the same text."""
+    req, obs, plan = data.request, data.observation, data.plan
+    headline = (
+        f"{req.agent.agent_id} wants {req.change.operation} on {req.target.label()} "
+        f"({len(plan.units())} units)"
+    )
+    sections = [
+        f"CHANGE {data.change_id}: {headline}",
+        _who(req),
+        _section("WHAT THE AGENT DID NOT KNOW", _findings(data.report.findings)),
+        _section("WHAT IT WANTS AND WHY", _wants(req)),
+        _section("WHAT IT BELIEVES", _beliefs(req, data.report.findings)),
+        _section("WHAT IS TRUE NOW", _truth(obs, plan)),
+        _section("BLAST RADIUS", _blast(obs, plan)),
+        _section("ROLLOUT PLAN", _plan(req, plan)),
+        _section("HOW HEALTH IS JUDGED", _health(req)),
+        _section("HOW IT ROLLS BACK", _rollback(plan)),
+    ]
+    return Summary(headline=headline, text="\n\n".join(sections) + "\n")
+
+
+def _section(title: str, lines: list[str]) -> str:
+    return "\n".join([title, *("  " + line for line in lines)])
+
+
+def _value(value: JsonValue) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _who(req: ChangeRequest) -> str:
+    agent = req.agent
+    parts = [f"Proposed by agent {agent.agent_id}"]
+    if agent.model:
+        parts.append(f"model {agent.model}")
+    if agent.session_id:
+        parts.append(f"session {agent.session_id}")
+    if agent.on_behalf_of:
+        parts.append(f"on behalf of {agent.on_behalf_of}")
+    risk = f"; agent's risk hint: {req.risk_hint}" if req.risk_hint else ""
+    return ", ".join(parts) + risk + "."
+
+
+def _findings(findings: list[Finding]) -> list[str]:
+    if not findings:
+        return ["Nothing: every assumption matches the live state."]
+    return [f"[{_MARK[f.severity]}] {f.code}: {f.message}" for f in findings]
+
+
+def _wants(req: ChangeRequest) -> list[str]:
+    params = [f"{k} = {_value(v)}" for k, v in sorted(req.change.parameters.items())]
+    return [
+        f"{req.change.operation}: " + (", ".join(params) or "(no parameters)"),
+        f"Intent: {req.intent}",
+    ]
+
+
+def _beliefs(req: ChangeRequest, findings: list[Finding]) -> list[str]:
+    wrong = {f.path for f in findings if f.path}
+    lines = [
+        f"{path} = {_value(value)}  " + ("(WRONG)" if path in wrong else "(holds)")
+        for path, value in req.assumptions.items()
+    ] or ["(the agent declared no assumptions)"]
+    lines += [
+        f"read {e.source}: " + (e.excerpt if e.excerpt is not None else f"digest {e.digest}")
+        for e in req.evidence
+    ] or ["(the agent cited no evidence)"]
+    return lines
+
+
+def _truth(obs: TargetObservation, plan: ChangePlan) -> list[str]:
+    keys = sorted({k for u in plan.units() for k in u.before})
+    lines = [f"observed {obs.observed_at.isoformat(timespec='seconds')}, {len(obs.units)} units"]
+    for unit in obs.units:
+        state = ", ".join(f"{k}={_value(unit.state.get(k))}" for k in keys)
+        health = {True: "healthy", False: "UNHEALTHY", None: "health unknown"}[unit.healthy]
+        lines.append(f"{unit.unit_id}: {state} ({health})")
+    return lines
+
+
+def _blast(obs: TargetObservation, plan: ChangePlan) -> list[str]:
+    touched = len(plan.units())
+    return [
+        f"{touched} of {len(obs.units)} units of {obs.target_label} will change; "
+        f"reversible: {'yes' if plan.reversible else 'NO'}"
+    ]
+
+
+def _plan(req: ChangeRequest, plan: ChangePlan) -> list[str]:
+    r = req.rollout
+    lines = []
+    for index, phase in enumerate(plan.phases):
+        bake = r.canary_bake_seconds if index == 0 else r.wave_bake_seconds
+        names = ", ".join(u.unit_id for u in phase)
+        lines.append(f"{phase[0].phase}: {names} (bake {bake:g}s, then analysis)")
+    first = plan.units()[0] if plan.units() else None
+    if first is not None:
+        diff = ", ".join(
+            f"{k}: {_value(first.before.get(k))} -> {_value(v)}" for k, v in first.after.items()
+        )
+        lines.append(f"each unit: {diff}")
+    return lines
+
+
+def _health(req: ChangeRequest) -> list[str]:
+    r = req.rollout
+    checks = " and ".join(f"{c.metric} <= {c.max:g}" for c in req.health_checks)
+    return [
+        f"{checks} on every changed unit",
+        f"{r.analysis_count} measurements {r.analysis_interval_seconds:g}s apart per gate; "
+        f"tolerates {r.failure_limit} failed and {r.inconclusive_limit} inconclusive",
+        "failed or erroring health rolls back; inconclusive (missing data) pauses for a human",
+    ]
+
+
+def _rollback(plan: ChangePlan) -> list[str]:
+    return [
+        "on a failed gate, an apply error, abort or cancellation: every applied unit is "
+        "reverted in reverse order to its value before the change,",
+        "then re-read; a unit that does not read back its old value ends the change as "
+        "ROLLBACK_FAILED and needs a human.",
+        "per unit: "
+        + ", ".join(f"{u.unit_id} -> {_value(u.before)}" for u in plan.units()[:3])
+        + (" ..." if len(plan.units()) > 3 else ""),
+    ]

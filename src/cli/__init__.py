@@ -1,0 +1,39 @@
+"""The `changegate` command line, for agents, approvers and operators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from changegate.cli.changes import COMMANDS
+from changegate.cli.context import Context
+from changegate.cli.serve import fleet, up, worker
+from changegate.settings import Settings
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--temporal-address", help="Temporal frontend host:port [CHANGEGATE_TEMPORAL_ADDRESS]."
+)
+@click.option("--namespace", help="Temporal namespace [CHANGEGATE_NAMESPACE].")
+@click.option("--task-queue", help="Task queue of the workers [CHANGEGATE_TASK_QUEUE].")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[CHANGEGATE_DATA_DIR].")
+@click.option("--fleet-url", help="The demo fleet's URL [CHANGEGATE_FLEET_URL].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.pass_context
+def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) -> None:
+    """changegate: every agent-proposed infrastructure change as a durable, gated workflow."""
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    ctx.obj = Context(settings, as_json=as_json)
+
+
+for _command in [*COMMANDS, up, worker, fleet]:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point of the `changegate` console script."""
+    cli()

@@ -1,0 +1,72 @@
+"""What every CLI command shares: settings from flags and environment, errors and exit codes.
+
+Exit codes: 0 success; 1 the change ended other than DONE (with `--wait`) or the demo's
+story did not hold; 2 invalid input (the message names the field and what would pass);
+3 no such change; 4 Temporal or the fleet unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from changegate.client import ChangeClient, ChangeNotFound, TemporalUnreachable, connect
+from changegate.settings import Settings
+
+EXIT_OUTCOME, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 2, 3, 4
+
+T = TypeVar("T")
+
+
+class Context:
+    """Per-invocation state: the settings and whether to print JSON."""
+
+    def __init__(self, settings: Settings, *, as_json: bool) -> None:
+        """Hold the resolved settings."""
+        self.settings = settings
+        self.as_json = as_json
+
+    async def changes(self) -> ChangeClient:
+        """A connected change client."""
+        return ChangeClient(await connect(self.settings), self.settings)
+
+
+def fail(message: str, code: int) -> None:
+    """Print an error to stderr and exit with `code`."""
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    raise SystemExit(code)
+
+
+def validation_message(exc: ValidationError, *, source: str) -> str:
+    """Each error as `field.path: reason (got ...)`, one per line."""
+    lines = [f"{source} is not a valid change request ({exc.error_count()} problem(s)):"]
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        lines.append(f"  {path}: {err['msg']}{got}")
+    lines.append("see `changegate submit --help` or the README for a complete example")
+    return "\n".join(lines)
+
+
+def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | None]:
+    """Run an async command body and map known errors to messages and exit codes."""
+
+    @functools.wraps(coro_fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T | None:
+        try:
+            return asyncio.run(coro_fn(*args, **kwargs))
+        except TemporalUnreachable as exc:
+            fail(str(exc), EXIT_UNREACHABLE)
+        except ChangeNotFound as exc:
+            fail(str(exc), EXIT_NOT_FOUND)
+        return None
+
+    return wrapper
+
+
+pass_context = click.make_pass_decorator(Context)

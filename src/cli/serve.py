@@ -1,0 +1,78 @@
+"""CLI commands that run things: up, worker, fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import click
+
+from changegate.cli.context import Context, pass_context, run
+from changegate.runtime import running_stack
+from changegate.worker import run_worker
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@click.command()
+@click.option(
+    "--embedded/--no-embedded",
+    default=None,
+    help="Start the embedded Temporal dev server (default: unless --temporal-address is set).",
+)
+@pass_context
+@run
+async def up(ctx: Context, embedded: bool | None) -> None:
+    """Start everything to use changegate locally; Ctrl-C stops it all."""
+    source = click.get_current_context().find_root().get_parameter_source("temporal_address")
+    given = source is not None and source.name != "DEFAULT"
+    embedded = not given if embedded is None else embedded
+    async with running_stack(ctx.settings, embedded_temporal=embedded, progress=_say) as stack:
+        click.echo(click.style("changegate is up", fg="green", bold=True))
+        for name, where in stack.parts.items():
+            click.echo(f"  {name:<16} {where}")
+        click.echo("submit a change with `changegate submit FILE`; Ctrl-C stops everything")
+        await _until_interrupted()
+        click.echo("stopping")
+
+
+def _say(message: str) -> None:
+    click.echo(click.style("· ", fg="cyan") + message)
+
+
+@click.command()
+@pass_context
+@run
+async def worker(ctx: Context) -> None:
+    """Run a worker against an existing Temporal (scale out by running more)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(ctx.settings, stop=stop)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8710, show_default=True)
+@click.option(
+    "--services",
+    default="checkout=4,search=3,payments=3",
+    show_default=True,
+    help="name=instances, comma separated.",
+)
+def fleet(host: str, port: int, services: str) -> None:
+    """Run the demo fleet: services with instances, config, health and /metrics."""
+    from changegate.fleet import parse_services, serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(host=host, port=port, spec=parse_services(services))

@@ -1,0 +1,13 @@
+"""The Python client: connect to Temporal and work with changes."""
+
+from changegate.client.changes import ChangeClient, ChangeNotFound, ChangeRef
+from changegate.client.connection import TemporalUnreachable, connect, ensure_search_attributes
+
+__all__ = [
+    "ChangeClient",
+    "ChangeNotFound",
+    "ChangeRef",
+    "TemporalUnreachable",
+    "connect",
+    "ensure_search_attributes",
+]

@@ -1,0 +1,141 @@
+"""The Python client for change requests: submit, decide, control, read."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from changegate.models import ChangeInput, ChangeRequest, ChangeStatus, Control, Decision
+from changegate.settings import Settings
+from changegate.workflows import ChangeWorkflow
+from changegate.workflows.options import CHANGE_AGENT, CHANGE_STAGE, CHANGE_TARGET
+
+
+class ChangeNotFound(LookupError):
+    """No change with that id exists in the namespace."""
+
+
+@dataclass(frozen=True)
+class ChangeRef:
+    """A change in a listing: its id and searchable attributes."""
+
+    change_id: str
+    status: str
+    agent: str | None
+    target: str | None
+    stage: str | None
+
+
+class ChangeClient:
+    """Talks to changegate's workflows through a connected Temporal client."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        """Use `client`, connected with the pydantic data converter."""
+        self._client = client
+        self._settings = settings
+
+    async def submit(self, request: ChangeRequest, *, change_id: str | None = None) -> str:
+        """Start the change's workflow and return its id."""
+        change_id = change_id or f"chg-{uuid.uuid4().hex[:12]}"
+        await self._client.start_workflow(
+            ChangeWorkflow.run,
+            ChangeInput(change_id=change_id, request=request),
+            id=change_id,
+            task_queue=self._settings.task_queue,
+            static_summary=f"{request.agent.agent_id}: {request.change.operation} on "
+            f"{request.target.label()}",
+            static_details=request.intent,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(CHANGE_AGENT, request.agent.agent_id),
+                    SearchAttributePair(CHANGE_TARGET, request.target.label()),
+                    SearchAttributePair(CHANGE_STAGE, "RECON"),
+                ]
+            ),
+        )
+        return change_id
+
+    async def status(self, change_id: str) -> ChangeStatus:
+        """The change's full status (works for running and ended changes)."""
+        try:
+            status: ChangeStatus = await self._handle(change_id).query(ChangeWorkflow.status)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ChangeNotFound(
+                    f"no change {change_id!r} in namespace {self._settings.namespace!r}"
+                ) from exc
+            raise
+        return status
+
+    async def approve(self, change_id: str, decision: Decision) -> None:
+        """Send an approval."""
+        await self._signal(change_id, ChangeWorkflow.approve, decision)
+
+    async def reject(self, change_id: str, decision: Decision) -> None:
+        """Send a rejection."""
+        await self._signal(change_id, ChangeWorkflow.reject, decision)
+
+    async def pause(self, change_id: str, control: Control) -> None:
+        """Hold the change at its next safe point."""
+        await self._signal(change_id, ChangeWorkflow.pause, control)
+
+    async def resume(self, change_id: str, control: Control) -> None:
+        """Continue a held change."""
+        await self._signal(change_id, ChangeWorkflow.resume, control)
+
+    async def abort(self, change_id: str, control: Control) -> None:
+        """Abort the change, rolling back whatever was applied."""
+        await self._signal(change_id, ChangeWorkflow.abort, control)
+
+    async def wait(self, change_id: str) -> ChangeStatus:
+        """Block until the change ends and return its final status."""
+        result: ChangeStatus = await self._handle(change_id).result()
+        return result
+
+    async def watch(self, change_id: str, *, interval: float = 0.5) -> AsyncIterator[ChangeStatus]:
+        """Yield the status each time its timeline grows, until the change ends."""
+        seen = -1
+        while True:
+            status = await self.status(change_id)
+            if len(status.timeline) != seen or status.ended:
+                seen = len(status.timeline)
+                yield status
+            if status.ended:
+                return
+            await asyncio.sleep(interval)
+
+    async def list(self, *, query: str = "", limit: int = 100) -> list[ChangeRef]:
+        """Changes matching a visibility query, newest first."""
+        full = "WorkflowType = 'ChangeWorkflow'" + (f" AND {query}" if query else "")
+        refs = []
+        async for wf in self._client.list_workflows(full, limit=limit):
+            attrs = wf.typed_search_attributes
+            refs.append(
+                ChangeRef(
+                    change_id=wf.id,
+                    status=wf.status.name if wf.status else WorkflowExecutionStatus.RUNNING.name,
+                    agent=attrs.get(CHANGE_AGENT),
+                    target=attrs.get(CHANGE_TARGET),
+                    stage=attrs.get(CHANGE_STAGE),
+                )
+            )
+        return refs
+
+    def _handle(self, change_id: str) -> WorkflowHandle[ChangeWorkflow, ChangeStatus]:
+        return self._client.get_workflow_handle_for(ChangeWorkflow.run, change_id)
+
+    async def _signal(self, change_id: str, signal: object, arg: Decision | Control) -> None:
+        try:
+            await self._handle(change_id).signal(signal, arg)  # type: ignore[call-overload]
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ChangeNotFound(
+                    f"no running change {change_id!r}: it does not exist or has already ended"
+                ) from exc
+            raise

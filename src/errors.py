@@ -1,0 +1,59 @@
+"""Errors changegate raises, in one tree.
+
+    ChangegateError
+    ├── ProviderError               a target could not be read or written
+    │   ├── TargetNotFound          the selector names nothing the provider knows
+    │   ├── UnsupportedOperation    the provider has no such operation, or bad parameters
+    │   └── TargetUnavailable       the target did not answer (transient, retried)
+    ├── HealthSourceError           a health source could not be read (an analysis Error)
+    └── ConfigurationError          settings or registries name something that does not exist
+
+Lower-level errors (httpx, subprocess) are mapped to these once, in the provider or source
+that met them (`raise X from exc`). Activities turn permanent ones into non-retryable
+`ApplicationError`s whose `type` is the class name, so the workflow can tell them apart.
+"""
+
+from __future__ import annotations
+
+
+class ChangegateError(Exception):
+    """Base of every error changegate raises on purpose."""
+
+
+class ProviderError(ChangegateError):
+    """A provider could not read or change its target."""
+
+    retryable = False
+
+
+class TargetNotFound(ProviderError):
+    """The target selector names nothing the provider knows."""
+
+
+class UnsupportedOperation(ProviderError):
+    """The provider does not support the operation, or its parameters are invalid."""
+
+
+class TargetUnavailable(ProviderError):
+    """The target did not answer or answered with a server error; retrying may help."""
+
+    retryable = True
+
+
+class HealthSourceError(ChangegateError):
+    """A health source could not be read."""
+
+
+class ConfigurationError(ChangegateError):
+    """Settings or a registry name something that does not exist."""
+
+
+__all__ = [
+    "ChangegateError",
+    "ConfigurationError",
+    "HealthSourceError",
+    "ProviderError",
+    "TargetNotFound",
+    "TargetUnavailable",
+    "UnsupportedOperation",
+]

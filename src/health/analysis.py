@@ -1,0 +1,67 @@
+"""Pure health analysis: classify one measurement, evaluate a run of them.
+
+Missing data is never success: a measurement with any missing value is Inconclusive, and an
+analysis with no Successful measurement cannot be Successful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from changegate.models import AnalysisLimits, Measurement, MetricValue, Verdict
+
+
+def classify(values: Sequence[MetricValue]) -> Measurement:
+    """Failed if any value breaks its threshold, Inconclusive if any is missing, else OK."""
+    if not values:
+        return Measurement(phase="inconclusive", values=[], reason="no metric values returned")
+    breaches = [v for v in values if v.value is not None and v.value > v.max]
+    if breaches:
+        worst = ", ".join(f"{v.unit_id} {v.metric}={v.value:g} > {v.max:g}" for v in breaches)
+        return Measurement(phase="failed", values=list(values), reason=worst)
+    missing = [v for v in values if v.value is None]
+    if missing:
+        names = ", ".join(f"{v.unit_id} {v.metric}" for v in missing)
+        return Measurement(phase="inconclusive", values=list(values), reason=f"no data: {names}")
+    return Measurement(phase="successful", values=list(values), reason="all within thresholds")
+
+
+def evaluate(measurements: Sequence[Measurement], limits: AnalysisLimits) -> Verdict | None:
+    """The verdict so far, or None while more measurements are needed.
+
+    Failed once failures exceed `failure_limit`; Error after `consecutive_error_limit`
+    errors in a row; Inconclusive once inconclusive measurements exceed
+    `inconclusive_limit`. After `count` measurements without any of those, Successful if at
+    least one measurement was, otherwise Inconclusive.
+    """
+    failed = [m for m in measurements if m.phase == "failed"]
+    inconclusive = [m for m in measurements if m.phase == "inconclusive"]
+    if len(failed) > limits.failure_limit:
+        return Verdict(phase="failed", reason=failed[-1].reason, measurements=list(measurements))
+    streak = 0
+    for m in measurements:
+        streak = streak + 1 if m.phase == "error" else 0
+    if streak >= limits.consecutive_error_limit:
+        return Verdict(
+            phase="error",
+            reason=f"{streak} health source errors in a row: {measurements[-1].reason}",
+            measurements=list(measurements),
+        )
+    if len(inconclusive) > limits.inconclusive_limit:
+        return Verdict(
+            phase="inconclusive", reason=inconclusive[-1].reason, measurements=list(measurements)
+        )
+    if len(measurements) < limits.count:
+        return None
+    if not any(m.phase == "successful" for m in measurements):
+        return Verdict(
+            phase="inconclusive",
+            reason="no successful measurement: missing data is never success",
+            measurements=list(measurements),
+        )
+    return Verdict(
+        phase="successful",
+        reason=f"{len(measurements)} measurements, {len(failed)} failed, "
+        f"{len(inconclusive)} inconclusive",
+        measurements=list(measurements),
+    )

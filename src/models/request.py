@@ -1,0 +1,129 @@
+"""The change request an agent submits: who it is, what it wants, and what it believes."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]{0,127}$"
+
+RiskLevel = Literal["low", "medium", "high"]
+
+
+class Contract(BaseModel):
+    """Base of every changegate contract: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentIdentity(Contract):
+    """Who proposes the change: the agent, the model behind it, and the session it acted in."""
+
+    agent_id: Annotated[str, Field(pattern=_NAME, description="Stable id of the agent.")]
+    model: str | None = Field(default=None, max_length=200, description="Model name/version.")
+    session_id: str | None = Field(
+        default=None, max_length=200, description="Session or trace id of the agent run."
+    )
+    on_behalf_of: str | None = Field(
+        default=None, max_length=200, description="The human the agent acts for, if any."
+    )
+
+
+class Target(Contract):
+    """What the change touches: a provider kind and a selector that provider understands."""
+
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    selector: dict[str, str] = Field(
+        min_length=1, description="Provider-specific selector, e.g. {'service': 'checkout'}."
+    )
+
+    def label(self) -> str:
+        """A short stable label such as `fleet:service=checkout`."""
+        parts = ",".join(f"{k}={v}" for k, v in sorted(self.selector.items()))
+        return f"{self.kind}:{parts}"
+
+
+class DesiredChange(Contract):
+    """The operation the agent wants and its parameters."""
+
+    operation: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    parameters: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class Evidence(Contract):
+    """Something the agent read before proposing: where, and an excerpt or digest of it."""
+
+    source: Annotated[str, Field(min_length=1, max_length=500)]
+    excerpt: str | None = Field(default=None, max_length=4000)
+    digest: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _excerpt_or_digest(self) -> Evidence:
+        if self.excerpt is None and self.digest is None:
+            raise ValueError("evidence needs an excerpt or a digest of what was read")
+        return self
+
+
+class HealthCheck(Contract):
+    """A health metric and the threshold that a healthy unit stays under."""
+
+    metric: Literal["error_rate", "latency_p99_ms"]
+    max: Annotated[float, Field(ge=0)]
+
+
+class RolloutSpec(Contract):
+    """How the change rolls out: canary, waves, bakes and the analysis that gates each step."""
+
+    canary_units: Annotated[int, Field(ge=1, le=100)] = 1
+    waves: Annotated[int, Field(ge=1, le=20)] = 2
+    canary_bake_seconds: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    wave_bake_seconds: Annotated[float, Field(ge=0, le=86_400)] = 15.0
+    analysis_interval_seconds: Annotated[float, Field(gt=0, le=3_600)] = 5.0
+    analysis_count: Annotated[int, Field(ge=1, le=100)] = 3
+    failure_limit: Annotated[int, Field(ge=0, le=100)] = 0
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 1
+    approval_timeout_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3_600.0
+
+    @model_validator(mode="after")
+    def _limits_fit_count(self) -> RolloutSpec:
+        if self.failure_limit >= self.analysis_count:
+            raise ValueError(
+                f"failure_limit ({self.failure_limit}) must be below analysis_count "
+                f"({self.analysis_count}), or a failing change could pass analysis"
+            )
+        return self
+
+
+_PATH = re.compile(r"^[A-Za-z0-9_*.-]+(\.[A-Za-z0-9_*-]+)*$")
+
+
+class ChangeRequest(Contract):
+    """A change proposed by an agent; the single input every entry point accepts."""
+
+    agent: AgentIdentity
+    intent: Annotated[str, Field(min_length=10, max_length=4000, description="Why, in words.")]
+    target: Target
+    change: DesiredChange
+    assumptions: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Live values the agent believes are current, keyed by observation path.",
+    )
+    evidence: list[Evidence] = Field(default_factory=list, max_length=50)
+    risk_hint: RiskLevel | None = None
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    health_checks: list[HealthCheck] = Field(
+        default_factory=lambda: [HealthCheck(metric="error_rate", max=0.05)], min_length=1
+    )
+
+    @field_validator("assumptions")
+    @classmethod
+    def _paths_are_paths(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        for path in value:
+            if not _PATH.match(path):
+                raise ValueError(
+                    f"assumption key {path!r} is not an observation path; "
+                    "use dotted paths such as 'unit_count' or 'units.checkout-0.pool_size'"
+                )
+        return value

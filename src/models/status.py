@@ -1,0 +1,93 @@
+"""Stages, outcomes, decisions and the status a running change reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field, JsonValue
+
+from changegate.models.observation import Finding, TargetObservation
+from changegate.models.plan import ChangePlan, UnitState
+from changegate.models.request import ChangeRequest, Contract
+
+
+class Stage(StrEnum):
+    """The stage a change is in; the last one it reached once it has ended."""
+
+    RECON = "RECON"
+    VALIDATE = "VALIDATE"
+    SUMMARY = "SUMMARY"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    CANARY = "CANARY"
+    ROLLOUT = "ROLLOUT"
+    VERIFY = "VERIFY"
+    ROLLBACK = "ROLLBACK"
+    ENDED = "ENDED"
+
+
+class Outcome(StrEnum):
+    """How a change ended."""
+
+    DONE = "DONE"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    BLOCKED = "BLOCKED"
+    ABORTED = "ABORTED"
+    ROLLED_BACK = "ROLLED_BACK"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"
+
+
+class Decision(Contract):
+    """An approver's answer, carried by the approve and reject signals."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class Control(Contract):
+    """An operator's pause, resume or abort, with who and why."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class TimelineEvent(Contract):
+    """One thing that happened to a change, in workflow time."""
+
+    at: datetime
+    stage: Stage
+    kind: str
+    message: str
+    actor: str | None = None
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ChangeInput(Contract):
+    """The workflow's input: the request and the id it runs under."""
+
+    change_id: str
+    request: ChangeRequest
+
+
+class ChangeStatus(Contract):
+    """Everything known about a change; the status query and the workflow result."""
+
+    change_id: str
+    request: ChangeRequest
+    stage: Stage
+    outcome: Outcome | None = None
+    paused: bool = False
+    observation: TargetObservation | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    summary: str | None = None
+    plan: ChangePlan | None = None
+    units: list[UnitState] = Field(default_factory=list)
+    approvals: list[Decision] = Field(default_factory=list)
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    approval_deadline: datetime | None = None
+
+    @property
+    def ended(self) -> bool:
+        """True once the change has a terminal outcome."""
+        return self.outcome is not None

@@ -1,0 +1,75 @@
+"""Inputs and outputs of the activities: one model in, one model out."""
+
+from __future__ import annotations
+
+from pydantic import Field, JsonValue
+
+from changegate.models.observation import TargetObservation, ValidationReport
+from changegate.models.plan import ChangePlan, UnitChange
+from changegate.models.request import ChangeRequest, Contract, Target
+
+
+class ObserveInput(Contract):
+    """Input of `observe_target`."""
+
+    target: Target
+
+
+class PlanInput(Contract):
+    """Input of `plan_change` and `validate_change`."""
+
+    request: ChangeRequest
+    observation: TargetObservation
+
+
+class SummaryInput(Contract):
+    """Input of `render_summary`."""
+
+    change_id: str
+    request: ChangeRequest
+    observation: TargetObservation
+    report: ValidationReport
+    plan: ChangePlan
+
+
+class Summary(Contract):
+    """The human-readable summary an approver decides from."""
+
+    headline: str
+    text: str
+
+
+class ApprovalProof(Contract):
+    """Who approved; a mutating activity refuses to run without one."""
+
+    approved_by: list[str] = Field(min_length=1)
+
+
+class UnitStepInput(Contract):
+    """Input of `apply_unit` and `revert_unit`: one unit, one step, one idempotency key."""
+
+    change_id: str
+    target: Target
+    unit: UnitChange
+    approval: ApprovalProof
+
+    def idempotency_key(self, step: str) -> str:
+        """The key that makes this unit's step happen at most once on the target."""
+        return f"{self.change_id}:{self.unit.unit_id}:{step}"
+
+
+class VerifyInput(Contract):
+    """Input of `verify_unit`: the state the unit should be in."""
+
+    target: Target
+    unit_id: str
+    expected: dict[str, JsonValue]
+
+
+class UnitResult(Contract):
+    """What a unit step found: whether the unit is where it should be, and its state."""
+
+    unit_id: str
+    ok: bool
+    state: dict[str, JsonValue] = Field(default_factory=dict)
+    detail: str = ""

@@ -1,0 +1,33 @@
+"""Providers by `kind`: the one place a target kind is resolved to its provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from changegate.errors import ConfigurationError
+from changegate.providers.base import Provider, ReadOnlyProvider
+
+
+class ProviderRegistry:
+    """Looks providers up by kind; read-only views for the stages before approval."""
+
+    def __init__(self, providers: Iterable[Provider]) -> None:
+        """Register each provider under its `kind`."""
+        self._providers = {p.kind: p for p in providers}
+
+    def kinds(self) -> list[str]:
+        """The kinds registered, sorted."""
+        return sorted(self._providers)
+
+    def get(self, kind: str) -> Provider:
+        """The full provider for `kind`; only rollout activities call this."""
+        try:
+            return self._providers[kind]
+        except KeyError:
+            raise ConfigurationError(
+                f"no provider for target kind {kind!r}; known kinds: {', '.join(self.kinds())}"
+            ) from None
+
+    def read_only(self, kind: str) -> ReadOnlyProvider:
+        """The provider for `kind`, typed so that only its read-only methods can be called."""
+        return self.get(kind)

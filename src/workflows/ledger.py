@@ -1,0 +1,91 @@
+"""The workflow's record of a change: status, timeline and per-unit states, kept in one place."""
+
+from __future__ import annotations
+
+from pydantic import JsonValue
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from changegate.models import (
+        ChangeInput,
+        ChangePlan,
+        ChangeStatus,
+        Outcome,
+        Stage,
+        TimelineEvent,
+        UnitState,
+        UnitStatus,
+    )
+    from changegate.workflows.options import CHANGE_OUTCOME, CHANGE_STAGE
+
+
+class Ledger:
+    """Owns the `ChangeStatus` the query returns; every change to it goes through here."""
+
+    def __init__(self, data: ChangeInput) -> None:
+        """Start a change in RECON with an empty timeline."""
+        self.status = ChangeStatus(
+            change_id=data.change_id, request=data.request, stage=Stage.RECON
+        )
+
+    def event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        actor: str | None = None,
+        data: dict[str, JsonValue] | None = None,
+    ) -> None:
+        """Append one timeline event at the current workflow time."""
+        self.status.timeline.append(
+            TimelineEvent(
+                at=workflow.now(),
+                stage=self.status.stage,
+                kind=kind,
+                message=message,
+                actor=actor,
+                data=data or {},
+            )
+        )
+        workflow.logger.info("%s: %s", kind, message)
+
+    def enter(self, stage: Stage) -> None:
+        """Move to `stage`, record it, and make it searchable and visible in the web UI."""
+        self.status.stage = stage
+        self.event("stage", f"entered {stage.value}")
+        workflow.upsert_search_attributes([CHANGE_STAGE.value_set(stage.value)])
+        self.publish()
+
+    def finish(self, outcome: Outcome, message: str) -> None:
+        """Record the terminal outcome."""
+        self.status.stage = Stage.ENDED
+        self.status.outcome = outcome
+        self.status.paused = False
+        self.event("outcome", f"{outcome.value}: {message}")
+        workflow.upsert_search_attributes(
+            [CHANGE_STAGE.value_set(Stage.ENDED.value), CHANGE_OUTCOME.value_set(outcome.value)]
+        )
+        self.publish()
+
+    def adopt_plan(self, plan: ChangePlan) -> None:
+        """Take the plan and list every unit as pending."""
+        self.status.plan = plan
+        self.status.units = [UnitState(unit_id=u.unit_id, phase=u.phase) for u in plan.units()]
+
+    def mark(self, unit_id: str, status: UnitStatus, detail: str | None = None) -> None:
+        """Set one unit's state."""
+        for unit in self.status.units:
+            if unit.unit_id == unit_id:
+                unit.status = status
+                unit.detail = detail
+
+    def publish(self) -> None:
+        """Show the stage and the summary as the workflow's current details in the web UI."""
+        s = self.status
+        head = f"**{s.outcome.value if s.outcome else s.stage.value}**"
+        if s.paused:
+            head += " (paused)"
+        units = ", ".join(f"{u.unit_id}: {u.status}" for u in s.units)
+        body = f"\n\nunits: {units}" if units else ""
+        summary = f"\n\n```\n{s.summary}```" if s.summary else ""
+        workflow.set_current_details(head + body + summary)

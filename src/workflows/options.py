@@ -1,0 +1,40 @@
+"""Timeouts, retries and search attributes the change workflow uses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+# Permanent failures: retrying cannot help, the workflow decides what happens next.
+PERMANENT = ["TargetNotFound", "UnsupportedOperation", "ConfigurationError", "NotApproved"]
+
+READ_TIMEOUT = timedelta(seconds=30)
+WRITE_TIMEOUT = timedelta(seconds=60)
+
+READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=PERMANENT,
+)
+WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=PERMANENT,
+)
+# A revert keeps trying longer: giving up leaves a unit changed.
+REVERT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=PERMANENT,
+)
+
+CHANGE_AGENT = SearchAttributeKey.for_keyword("ChangeAgent")
+CHANGE_TARGET = SearchAttributeKey.for_keyword("ChangeTarget")
+CHANGE_STAGE = SearchAttributeKey.for_keyword("ChangeStage")
+CHANGE_OUTCOME = SearchAttributeKey.for_keyword("ChangeOutcome")
+
+SEARCH_ATTRIBUTES = (CHANGE_AGENT, CHANGE_TARGET, CHANGE_STAGE, CHANGE_OUTCOME)

