@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".changegate")
     fleet_url: str = "http://127.0.0.1:8710"
     ui_url: str = "http://127.0.0.1:8233"
+    search_attributes: bool = True
+    """Tag changes with the Change* search attributes (the namespace must have them)."""
 
     def workflow_url(self, workflow_id: str) -> str:
         """The Temporal web UI page of one change."""

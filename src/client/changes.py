@@ -57,7 +57,9 @@ class ChangeClient:
                     SearchAttributePair(CHANGE_TARGET, request.target.label()),
                     SearchAttributePair(CHANGE_STAGE, "RECON"),
                 ]
-            ),
+            )
+            if self._settings.search_attributes
+            else None,
         )
         return change_id
 

@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
         UnitState,
         UnitStatus,
     )
-    from changegate.workflows.options import CHANGE_OUTCOME, CHANGE_STAGE
+    from changegate.workflows.options import CHANGE_AGENT, CHANGE_OUTCOME, CHANGE_STAGE
 
 
 class Ledger:
@@ -27,6 +27,8 @@ class Ledger:
         self.status = ChangeStatus(
             change_id=data.change_id, request=data.request, stage=Stage.RECON
         )
+        # Changes started without search attributes (a namespace that lacks them) stay so.
+        self._searchable = workflow.info().typed_search_attributes.get(CHANGE_AGENT) is not None
 
     def event(
         self,
@@ -53,7 +55,8 @@ class Ledger:
         """Move to `stage`, record it, and make it searchable and visible in the web UI."""
         self.status.stage = stage
         self.event("stage", f"entered {stage.value}")
-        workflow.upsert_search_attributes([CHANGE_STAGE.value_set(stage.value)])
+        if self._searchable:
+            workflow.upsert_search_attributes([CHANGE_STAGE.value_set(stage.value)])
         self.publish()
 
     def finish(self, outcome: Outcome, message: str) -> None:
@@ -62,9 +65,13 @@ class Ledger:
         self.status.outcome = outcome
         self.status.paused = False
         self.event("outcome", f"{outcome.value}: {message}")
-        workflow.upsert_search_attributes(
-            [CHANGE_STAGE.value_set(Stage.ENDED.value), CHANGE_OUTCOME.value_set(outcome.value)]
-        )
+        if self._searchable:
+            workflow.upsert_search_attributes(
+                [
+                    CHANGE_STAGE.value_set(Stage.ENDED.value),
+                    CHANGE_OUTCOME.value_set(outcome.value),
+                ]
+            )
         self.publish()
 
     def adopt_plan(self, plan: ChangePlan) -> None:

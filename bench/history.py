@@ -1,0 +1,108 @@
+"""Reading workflow histories: count the Temporal work and derive the bare script from it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+
+from bench.bare import BareScript, BareStep
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    """How much Temporal work one workflow run did, as seen in its history."""
+
+    activities: int
+    timers: int
+    timer_seconds: float
+    signals: int
+    upserts: int
+    workflow_tasks: int
+    events: int
+    history_bytes: int
+
+    def matched(self) -> tuple[int, int, float, int, int]:
+        """The numbers the baseline must reproduce exactly."""
+        return (
+            self.activities,
+            self.timers,
+            round(self.timer_seconds, 3),
+            self.signals,
+            self.upserts,
+        )
+
+
+def count_events(history: WorkflowHistory) -> EventCounts:
+    """Count activities, timers (and their total duration), signals, upserts and tasks."""
+    kinds = Counter(e.event_type for e in history.events)
+    timer_seconds = sum(
+        _seconds(e) for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    )
+    return EventCounts(
+        activities=kinds[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED],
+        timers=kinds[EventType.EVENT_TYPE_TIMER_STARTED],
+        timer_seconds=timer_seconds,
+        signals=kinds[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED],
+        upserts=kinds[EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES],
+        workflow_tasks=kinds[EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED],
+        events=len(history.events),
+        history_bytes=sum(e.ByteSize() for e in history.events),
+    )
+
+
+def script_from_history(history: WorkflowHistory) -> BareScript:
+    """The bare script with the same commands, in the same order, as `history`.
+
+    A timer that was later cancelled is the approval wait (a `wait_condition` with a timeout
+    that a signal ended): it becomes a `signal` step waiting for as many signals as had arrived
+    when the timer was cancelled. Any other timer fired and becomes a plain `timer` step.
+    """
+    steps: list[BareStep] = []
+    timers: dict[int, BareStep] = {}
+    signals = 0
+    for event in history.events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            steps.append(
+                BareStep(
+                    kind="activity",
+                    seconds=attrs.start_to_close_timeout.ToTimedelta().total_seconds(),
+                    label=attrs.activity_type.name,
+                )
+            )
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            step = BareStep(kind="timer", seconds=_seconds(event), label=_summary(event))
+            timers[event.event_id] = step
+            steps.append(step)
+        elif kind == EventType.EVENT_TYPE_TIMER_CANCELED:
+            step = timers[event.timer_canceled_event_attributes.started_event_id]
+            step.kind = "signal"
+            step.signals = signals
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            signals += 1
+        elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            steps.append(BareStep(kind="upsert", keys=sorted(fields.indexed_fields)))
+    waits = [s for s in steps if s.kind == "signal"]
+    if signals and (not waits or waits[-1].signals != signals):
+        raise ValueError(
+            f"the history has {signals} signal(s) that no cancelled timer waited for; "
+            "the bare script cannot reproduce it"
+        )
+    return BareScript(steps=steps)
+
+
+def _seconds(event: HistoryEvent) -> float:
+    return float(
+        event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+    )
+
+
+def _summary(event: HistoryEvent) -> str:
+    summary = event.user_metadata.summary
+    return summary.data.decode(errors="replace").strip('"') if summary.data else ""

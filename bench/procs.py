@@ -1,0 +1,111 @@
+"""Child processes of the benchmark: free ports, CPU time from /proc, fleet and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ProcessFailed(RuntimeError):
+    """A child process did not start or died."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds that process `pid` has used so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    # The command name (field 2) may contain spaces; fields after it are plain numbers.
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """User plus system CPU seconds of this process."""
+    times = os.times()
+    return times.user + times.system
+
+
+def stop(process: subprocess.Popen[bytes] | None, *, timeout: float = 10.0) -> None:
+    """Terminate `process` (if still running) and wait for it; kill it if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def start_fleet(port: int, services: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """The real fleet process with a 1 s health window; wait until /healthz answers."""
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "changegate.fleet",
+                "--port",
+                str(port),
+                "--window",
+                "1.0",
+                "--services",
+                services,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        for _ in range(150):
+            if process.poll() is not None:
+                raise ProcessFailed(f"the fleet exited with {process.returncode}; see {log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return process
+            await asyncio.sleep(0.1)
+    stop(process)
+    raise ProcessFailed(f"the fleet did not answer at {url} within 15 s; see {log_path}")
+
+
+async def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m bench.worker_proc` with `env`; wait until it prints `ready`."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker_proc"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), timeout=60)
+    except TimeoutError:
+        stop(process)
+        raise ProcessFailed(f"the worker did not get ready within 60 s; see {log_path}") from None
+    if line.strip() != b"ready":
+        stop(process)
+        raise ProcessFailed(f"the worker failed to start ({line!r}); see {log_path}")
+    return process

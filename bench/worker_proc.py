@@ -1,0 +1,71 @@
+"""The benchmark's worker process: changegate's worker plus the bare workflow's worker.
+
+Run as `python -m bench.worker_proc` with `CHANGEGATE_TEMPORAL_ADDRESS`,
+`CHANGEGATE_TASK_QUEUE` and `CHANGEGATE_FLEET_URL` set. It polls the change task queue with
+`changegate.worker.build_worker` and `<task queue>-bare` with `BareWorkflow` and its no-op
+activity, in one process, so that the benchmark can read this process's CPU time alone. It
+prints `ready` once both workers poll and stops cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from bench.bare import BareWorkflow, bare_noop
+from changegate.client import connect
+from changegate.settings import Settings
+from changegate.worker import build_worker, workflow_runner
+
+MAX_CONCURRENT_ACTIVITIES = 50
+
+
+def bare_queue(task_queue: str) -> str:
+    """The task queue of the bare workflow, beside changegate's own."""
+    return f"{task_queue}-bare"
+
+
+def bare_runner() -> SandboxedWorkflowRunner:
+    """changegate's sandbox, also passing `bench` through, as `changegate` is for its workflow."""
+    runner = workflow_runner()
+    return SandboxedWorkflowRunner(
+        restrictions=runner.restrictions.with_passthrough_modules("bench")
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run both workers until SIGTERM or SIGINT."""
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    change_worker = build_worker(
+        client, settings, max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES
+    )
+    bare_worker = Worker(
+        client,
+        task_queue=bare_queue(settings.task_queue),
+        workflows=[BareWorkflow],
+        activities=[bare_noop],
+        workflow_runner=bare_runner(),
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+    async with change_worker, bare_worker:
+        print("ready", flush=True)
+        await stop.wait()
+
+
+def main() -> None:
+    """Read the settings from the environment and serve."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(serve(Settings()))
+
+
+if __name__ == "__main__":
+    main()
