@@ -21,6 +21,8 @@ class EventCounts:
     timer_seconds: float
     signals: int
     upserts: int
+    timer_wait: float
+    """Seconds from each fired timer's start to its firing, as the server recorded them."""
     workflow_tasks: int
     events: int
     history_bytes: int
@@ -42,12 +44,25 @@ def count_events(history: WorkflowHistory) -> EventCounts:
     timer_seconds = sum(
         _seconds(e) for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
     )
+    started = {
+        e.event_id: e.event_time.ToDatetime()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    }
+    timer_wait = sum(
+        (
+            e.event_time.ToDatetime() - started[e.timer_fired_event_attributes.started_event_id]
+        ).total_seconds()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+    )
     return EventCounts(
         activities=kinds[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED],
         timers=kinds[EventType.EVENT_TYPE_TIMER_STARTED],
         timer_seconds=timer_seconds,
         signals=kinds[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED],
         upserts=kinds[EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES],
+        timer_wait=timer_wait,
         workflow_tasks=kinds[EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED],
         events=len(history.events),
         history_bytes=sum(e.ByteSize() for e in history.events),

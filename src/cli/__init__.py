@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
 
 from changegate.cli.changes import COMMANDS
 from changegate.cli.context import Context
+from changegate.cli.demo import demo
+from changegate.cli.history import history, replay
 from changegate.cli.serve import fleet, up, worker
 from changegate.settings import Settings
 
@@ -30,10 +34,21 @@ def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) ->
     ctx.obj = Context(settings, as_json=as_json)
 
 
-for _command in [*COMMANDS, up, worker, fleet]:
+for _command in [*COMMANDS, up, demo, worker, fleet, history, replay]:
     cli.add_command(_command)
 
 
 def main() -> None:
     """Entry point of the `changegate` console script."""
-    cli()
+    try:
+        cli()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+    # Skip interpreter teardown: the Temporal client's native threads can abort a short-lived
+    # process while Python finalizes (PyGILState_Release), turning success into a crash.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -156,9 +156,8 @@ def _decision_command(name: str, *, reason_required: bool) -> click.Command:
     @click.option(
         "--reason" if reason_required else "--comment",
         "reason",
-        required=reason_required,
-        default="",
         help="Why (recorded in the history).",
+        **({"required": True} if reason_required else {"default": ""}),
     )
     @pass_context
     @run

@@ -9,8 +9,8 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 # Permanent failures: retrying cannot help, the workflow decides what happens next.
 PERMANENT = ["TargetNotFound", "UnsupportedOperation", "ConfigurationError", "NotApproved"]
 
-READ_TIMEOUT = timedelta(seconds=30)
-WRITE_TIMEOUT = timedelta(seconds=60)
+READ_TIMEOUT = timedelta(seconds=20)
+WRITE_TIMEOUT = timedelta(seconds=20)
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -1,0 +1,5 @@
+"""`python -m changegate`: the CLI."""
+
+from changegate.cli import main
+
+main()

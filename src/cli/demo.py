@@ -1,0 +1,64 @@
+"""`changegate demo`: start what is needed and play the story changegate exists for."""
+
+from __future__ import annotations
+
+import click
+
+from changegate.cli.context import EXIT_OUTCOME, Context, pass_context, run
+from changegate.cli.output import state_label, timeline_line
+from changegate.client import ChangeClient
+from changegate.models import ChangeStatus
+from changegate.runtime import running_stack
+from changegate.runtime.demo import play, story_holds
+
+
+def _progress(message: str) -> None:
+    click.echo(click.style("· ", fg="cyan") + message)
+
+
+def _say(message: str) -> None:
+    click.echo("\n" + click.style(message.splitlines()[0], bold=True))
+    for line in message.splitlines()[1:]:
+        click.echo("  " + line)
+
+
+def _event(change_id: str, status: ChangeStatus, printed: int) -> None:
+    for event in status.timeline[printed:]:
+        line = timeline_line(
+            event.at.strftime("%H:%M:%S"),
+            event.stage.value,
+            event.kind,
+            event.message,
+            event.actor,
+        )
+        click.echo(click.style(change_id, fg="cyan") + line)
+
+
+@click.command()
+@click.option(
+    "--embedded/--no-embedded",
+    default=True,
+    show_default=True,
+    help="Start the embedded Temporal dev server (else use --temporal-address).",
+)
+@pass_context
+@run
+async def demo(ctx: Context, embedded: bool) -> None:
+    """Play the demo: a stale-context change, then a bad release rolled back by its canary."""
+    settings = ctx.settings
+    async with running_stack(
+        settings, embedded_temporal=embedded, with_fleet=True, progress=_progress
+    ) as stack:
+        for name, where in stack.parts.items():
+            _progress(f"{name}: {where}")
+        changes = ChangeClient(stack.client, settings)
+        results = await play(changes, fleet_url=settings.fleet_url, say=_say, on_event=_event)
+        click.echo("\n" + click.style("HOW IT ENDED", bold=True))
+        for act, status in results:
+            want = act.expected.value
+            click.echo(f"  {status.change_id}  {state_label(status)}  (story needs {want})")
+            click.echo(f"    {act.title}; web UI: {settings.workflow_url(status.change_id)}")
+    if not story_holds(results):
+        click.echo(click.style("the demo's story did not hold", fg="red"), err=True)
+        raise SystemExit(EXIT_OUTCOME)
+    click.echo(click.style("every outcome is what the story says", fg="green"))

@@ -1,0 +1,41 @@
+"""`changegate demo` run as a user runs it, on its own embedded Temporal and fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import free_port
+
+
+async def test_demo_plays_the_story_and_exits_0(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CHANGEGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "CHANGEGATE_UI_URL": f"http://127.0.0.1:{free_port()}",
+        "CHANGEGATE_FLEET_URL": f"http://127.0.0.1:{free_port()}",
+        "CHANGEGATE_DATA_DIR": str(tmp_path / "data"),
+        "NO_COLOR": "1",
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "changegate", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    # Act 1: the stale assumption is shown to the approver, and the change still completes.
+    assert "stale-assumption: the agent assumed units.*.pool_size = 20" in out
+    assert "DONE  (story needs DONE)" in out
+    # Act 2: the canary's health fails and the change is rolled back.
+    assert "canary health failed" in out
+    assert "ROLLED_BACK  (story needs ROLLED_BACK)" in out
+    assert out.count("/namespaces/default/workflows/chg-") == 2
+    assert (tmp_path / "data" / "temporal.db").exists()
