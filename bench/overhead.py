@@ -479,28 +479,34 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 with a table on success, 1 with the reason otherwise."""
     args = parse_args(argv)
+    # Ctrl-C must stop the run and its children even where SIGINT was inherited as ignored
+    # (a background job of a non-interactive shell); asyncio.run turns it into cancellation.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     data_dir = Path(tempfile.mkdtemp(prefix="changegate-bench-"))
     children = Children()
-    ok = False
+    keep_logs = False
     try:
         table = asyncio.run(benchmark(args, children, data_dir))
-        print(table, flush=True)
-        ok = True
-        return 0
     except (BenchFailure, ProcessFailed) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
+        keep_logs = True
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        keep_logs = True
+        raise
     finally:
         children.stop_all()
-        if ok:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        else:
+        if keep_logs:
             print(f"logs kept in {data_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    print(table, flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -78,14 +78,17 @@ def own_cpu_seconds() -> float:
 
 def stop(process: subprocess.Popen[bytes] | None, *, timeout: float = 10.0) -> None:
     """Terminate `process` (if still running) and wait for it; kill it if it lingers."""
-    if process is None or process.poll() is not None:
+    if process is None:
         return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 async def start_fleet(port: int, services: str, log_path: Path) -> subprocess.Popen[bytes]:

@@ -12,6 +12,10 @@ from changegate.runtime import running_stack
 from changegate.runtime.demo import play, story_holds
 
 
+# Left out of the closing timelines, which are already printed live in full.
+_QUIET = {"stage", "measurement", "summary", "held"}
+
+
 def _progress(message: str) -> None:
     click.echo(click.style("· ", fg="cyan") + message)
 
@@ -56,8 +60,20 @@ async def demo(ctx: Context, embedded: bool) -> None:
         click.echo("\n" + click.style("HOW IT ENDED", bold=True))
         for act, status in results:
             want = act.expected.value
-            click.echo(f"  {status.change_id}  {state_label(status)}  (story needs {want})")
+            click.echo(f"\n  {status.change_id}  {state_label(status)}  (story needs {want})")
             click.echo(f"    {act.title}; web UI: {settings.workflow_url(status.change_id)}")
+            for event in status.timeline:
+                if event.kind not in _QUIET:
+                    click.echo(
+                        "  "
+                        + timeline_line(
+                            event.at.strftime("%H:%M:%S"),
+                            event.stage.value,
+                            event.kind,
+                            event.message,
+                            event.actor,
+                        )
+                    )
     if not story_holds(results):
         click.echo(click.style("the demo's story did not hold", fg="red"), err=True)
         raise SystemExit(EXIT_OUTCOME)

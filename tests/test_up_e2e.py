@@ -1,0 +1,80 @@
+"""`changegate up`: starts everything, stops cleanly on Ctrl-C, resumes in-flight changes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from changegate.client import ChangeClient, connect
+from changegate.models import Decision, Outcome, Stage
+from changegate.settings import Settings
+from tests.conftest import free_port
+from tests.support import Fleet, make_request, wait_for_stage, wait_until
+
+
+def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    with log.open("a") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "changegate", "up", "--embedded"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+async def stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    return await asyncio.to_thread(proc.wait, 60)
+
+
+async def test_up_runs_changes_and_resumes_them_after_a_restart(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    port, ui_port = free_port(), free_port()
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{port}",
+        ui_url=f"http://127.0.0.1:{ui_port}",
+        fleet_url=fleet.url,
+        data_dir=tmp_path / "data",
+    )
+    env = {
+        **os.environ,
+        "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
+        "CHANGEGATE_UI_URL": settings.ui_url,
+        "CHANGEGATE_FLEET_URL": settings.fleet_url,
+        "CHANGEGATE_DATA_DIR": str(settings.data_dir),
+        "NO_COLOR": "1",
+    }
+    log = tmp_path / "up.log"
+    first = start_up(env, log)
+    try:
+        await wait_until(lambda: "changegate is up" in log.read_text(), within=60, what="up")
+        text = log.read_text()
+        assert f"temporal web UI  http://127.0.0.1:{ui_port}" in text
+        assert "registered search attributes" not in text  # the dev server registers them
+        changes = ChangeClient(await connect(settings), settings)
+        change_id = await changes.submit(
+            make_request(service="payments", assumptions={"unit_count": 3})
+        )
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        assert await stop(first) == 0
+        assert "stopping" in log.read_text()
+
+        second = start_up(env, log)
+        try:
+            await wait_until(lambda: log.read_text().count("changegate is up") == 2, within=60)
+            changes = ChangeClient(await connect(settings), settings)
+            await changes.approve(change_id, Decision(actor="alice"))
+            final = await changes.wait(change_id)
+            assert final.outcome == Outcome.DONE
+            assert all(c["pool_size"] == 24 for c in fleet.configs("payments").values())
+        finally:
+            assert await stop(second) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
