@@ -11,7 +11,6 @@ from changegate.models import ChangeStatus
 from changegate.runtime import running_stack
 from changegate.runtime.demo import play, story_holds
 
-
 # Left out of the closing timelines, which are already printed live in full.
 _QUIET = {"stage", "measurement", "summary", "held"}
 
