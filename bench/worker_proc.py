@@ -2,7 +2,7 @@
 
 Run as `python -m bench.worker_proc` with `CHANGEGATE_TEMPORAL_ADDRESS`,
 `CHANGEGATE_TASK_QUEUE` and `CHANGEGATE_FLEET_URL` set. It polls the change task queue with
-`changegate.worker.build_worker` and `<task queue>-bare` with `BareWorkflow` and its no-op
+`changegate.worker.running_worker` and `<task queue>-bare` with `BareWorkflow` and its no-op
 activity, in one process, so that the benchmark can read this process's CPU time alone. It
 prints `ready` once both workers poll and stops cleanly on SIGTERM or SIGINT.
 """
@@ -20,7 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from bench.bare import BareWorkflow, bare_noop
 from changegate.client import connect
 from changegate.settings import Settings
-from changegate.worker import build_worker, workflow_runner
+from changegate.worker import running_worker, workflow_runner
 
 MAX_CONCURRENT_ACTIVITIES = 50
 
@@ -45,9 +45,9 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    change_worker = build_worker(
+    change_worker = running_worker(
         client, settings, max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES
-    )
+    )  # an async context manager that also closes the providers' HTTP clients
     bare_worker = Worker(
         client,
         task_queue=bare_queue(settings.task_queue),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -25,22 +28,40 @@ from changegate.workflows import ChangeWorkflow
 log = logging.getLogger(__name__)
 
 
-def build_activities(settings: Settings) -> list[object]:
-    """Every activity, with its dependencies built from `settings`."""
-    providers = ProviderRegistry([FleetProvider(settings.fleet_url)])
-    sources = HealthSourceRegistry([FleetMetricsSource(settings.fleet_url)])
-    recon = ReconActivities(providers)
-    rollout = RolloutActivities(providers)
-    return [
-        recon.observe_target,
-        recon.plan_change,
-        ValidationActivities().validate_change,
-        render_summary,
-        rollout.apply_unit,
-        rollout.revert_unit,
-        rollout.verify_unit,
-        HealthActivities(sources).measure_health,
-    ]
+@dataclass
+class Dependencies:
+    """What the activities need, built once per worker from the settings."""
+
+    providers: ProviderRegistry
+    sources: HealthSourceRegistry
+
+    @classmethod
+    def build(cls, settings: Settings) -> Dependencies:
+        """Providers and health sources for every target kind changegate knows."""
+        return cls(
+            providers=ProviderRegistry([FleetProvider(settings.fleet_url)]),
+            sources=HealthSourceRegistry([FleetMetricsSource(settings.fleet_url)]),
+        )
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity, bound to these dependencies."""
+        recon = ReconActivities(self.providers)
+        rollout = RolloutActivities(self.providers)
+        return [
+            recon.observe_target,
+            recon.plan_change,
+            ValidationActivities().validate_change,
+            render_summary,
+            rollout.apply_unit,
+            rollout.revert_unit,
+            rollout.verify_unit,
+            HealthActivities(self.sources).measure_health,
+        ]
+
+    async def aclose(self) -> None:
+        """Close the providers' and sources' HTTP clients."""
+        await self.providers.aclose()
+        await self.sources.aclose()
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -52,22 +73,25 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def build_worker(
-    client: Client,
-    settings: Settings,
-    *,
-    activities: Sequence[object] | None = None,
-    max_concurrent_activities: int = 50,
-) -> Worker:
-    """A worker on `settings.task_queue` with the change workflow and its activities."""
-    return Worker(
+@asynccontextmanager
+async def running_worker(
+    client: Client, settings: Settings, *, max_concurrent_activities: int = 50
+) -> AsyncIterator[Worker]:
+    """A running worker on `settings.task_queue`; its dependencies are closed on exit."""
+    deps = Dependencies.build(settings)
+    worker = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[ChangeWorkflow],
-        activities=list(activities if activities is not None else build_activities(settings)),  # type: ignore[arg-type]
+        activities=deps.activities(),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
     )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await deps.aclose()
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -75,7 +99,6 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     from changegate.client import connect
 
     client = await connect(settings)
-    worker = build_worker(client, settings)
-    log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-    async with worker:
+    async with running_worker(client, settings):
+        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         await (stop or asyncio.Event()).wait()

@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from changegate.client import ChangeClient
 from changegate.runtime import find_binary
 from changegate.settings import Settings
-from changegate.worker import build_worker
+from changegate.worker import running_worker
 from changegate.workflows import SEARCH_ATTRIBUTES
 from tests.support import Fleet, wait_until
 
@@ -101,7 +101,7 @@ def settings(temporal: WorkflowEnvironment, fleet_process: str, tmp_data: Path) 
 @pytest.fixture(scope="session")
 async def worker(temporal: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Worker]:
     """One worker for the session's end-to-end tests, on a task queue of its own."""
-    async with build_worker(temporal.client, settings) as running:
+    async with running_worker(temporal.client, settings) as running:
         yield running
 
 

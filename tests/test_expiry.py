@@ -13,7 +13,7 @@ from changegate.client import ChangeClient
 from changegate.models import Decision, Outcome, Stage
 from changegate.runtime import find_binary
 from changegate.settings import Settings
-from changegate.worker import build_worker
+from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage
 
 
@@ -40,7 +40,7 @@ async def test_unattended_change_expires_with_nothing_applied(
 ) -> None:
     changes, settings = await _changes(skipping, fleet)
     request = make_request(rollout={"approval_timeout_seconds": 3600})
-    async with build_worker(skipping.client, settings):
+    async with running_worker(skipping.client, settings):
         change_id = await changes.submit(request)
         await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
         await skipping.sleep(3601)
@@ -56,7 +56,7 @@ async def test_approval_inside_the_deadline_is_not_expired(
 ) -> None:
     changes, settings = await _changes(skipping, fleet)
     request = make_request(rollout={"approval_timeout_seconds": 3600})
-    async with build_worker(skipping.client, settings):
+    async with running_worker(skipping.client, settings):
         change_id = await changes.submit(request)
         await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
         await skipping.sleep(1800)

@@ -9,6 +9,7 @@ import httpx
 
 from changegate.errors import ConfigurationError, HealthSourceError
 from changegate.health.prometheus_text import parse
+from changegate.http_pool import HttpPool
 from changegate.models import HealthCheck, MetricValue
 
 # The fleet's gauge for each check metric, and the factor from its unit to the check's.
@@ -29,6 +30,10 @@ class HealthSource(Protocol):
         """One value per (unit, check); `value=None` where the source has no data."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
 
 class FleetMetricsSource:
     """Reads the demo fleet's own Prometheus-format `/metrics` endpoint."""
@@ -38,16 +43,19 @@ class FleetMetricsSource:
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
         """Scrape `base_url`/metrics."""
         self._url = base_url.rstrip("/") + "/metrics"
-        self._timeout = timeout
+        self._pool = HttpPool(timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client."""
+        await self._pool.aclose()
 
     async def measure(
         self, selector: dict[str, str], unit_ids: Sequence[str], checks: Sequence[HealthCheck]
     ) -> list[MetricValue]:
         """The fleet's windowed error ratio and p99 latency of each unit."""
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.get(self._url)
-                response.raise_for_status()
+            response = await self._pool.client().get(self._url)
+            response.raise_for_status()
         except httpx.HTTPError as exc:
             raise HealthSourceError(f"could not scrape {self._url}: {exc!r}") from exc
         service = selector.get("service")
@@ -77,6 +85,11 @@ class HealthSourceRegistry:
     def __init__(self, sources: Sequence[HealthSource]) -> None:
         """Register each source under its `kind`."""
         self._sources = {s.kind: s for s in sources}
+
+    async def aclose(self) -> None:
+        """Close every source."""
+        for source in self._sources.values():
+            await source.aclose()
 
     def get(self, kind: str) -> HealthSource:
         """The source that measures targets of `kind`."""

@@ -8,6 +8,11 @@ from changegate.models.health import (
     Phase,
     Verdict,
 )
+from changegate.models.incident import (
+    Incident,
+    IncidentCategory,
+    IncidentSeverity,
+)
 from changegate.models.observation import (
     Finding,
     Severity,
@@ -32,6 +37,7 @@ from changegate.models.status import (
     ChangeStatus,
     Control,
     Decision,
+    HaltCause,
     Outcome,
     Stage,
     TimelineEvent,
@@ -61,7 +67,11 @@ __all__ = [
     "DesiredChange",
     "Evidence",
     "Finding",
+    "HaltCause",
     "HealthCheck",
+    "Incident",
+    "IncidentCategory",
+    "IncidentSeverity",
     "MeasureInput",
     "Measurement",
     "MetricValue",

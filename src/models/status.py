@@ -38,6 +38,20 @@ class Outcome(StrEnum):
     ROLLBACK_FAILED = "ROLLBACK_FAILED"
 
 
+class HaltCause(StrEnum):
+    """Why a change stopped short of DONE: what incident classification starts from."""
+
+    BLOCKED = "blocked"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    ABORTED = "aborted"
+    CANCELLED = "cancelled"
+    APPLY_FAILED = "apply_failed"
+    VERIFY_FAILED = "verify_failed"
+    HEALTH_FAILED = "health_failed"
+    HEALTH_ERROR = "health_error"
+
+
 class Decision(Contract):
     """An approver's answer, carried by the approve and reject signals."""
 
@@ -86,6 +100,8 @@ class ChangeStatus(Contract):
     approvals: list[Decision] = Field(default_factory=list)
     timeline: list[TimelineEvent] = Field(default_factory=list)
     approval_deadline: datetime | None = None
+    halt_cause: HaltCause | None = None
+    halt_reason: str | None = None
 
     @property
     def ended(self) -> bool:

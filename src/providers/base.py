@@ -27,6 +27,10 @@ class ReadOnlyProvider(Protocol):
         """Read one unit's current state."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections; called once when the worker stops."""
+        ...
+
 
 @runtime_checkable
 class Provider(ReadOnlyProvider, Protocol):

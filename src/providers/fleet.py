@@ -18,6 +18,7 @@ from changegate.errors import (
     TargetUnavailable,
     UnsupportedOperation,
 )
+from changegate.http_pool import HttpPool
 from changegate.models import (
     ChangePlan,
     ChangeRequest,
@@ -39,7 +40,11 @@ class FleetProvider:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         """Talk to the fleet at `base_url`."""
         self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self._pool = HttpPool(timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client."""
+        await self._pool.aclose()
 
     async def observe(self, target: Target) -> TargetObservation:
         """Every selected instance with its config and health."""
@@ -134,8 +139,7 @@ class FleetProvider:
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self._base_url}{path}"
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.request(method, url, **kwargs)
+            response = await self._pool.client().request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise TargetUnavailable(
                 f"the fleet at {self._base_url} did not answer {method} {path}: {exc!r}; "

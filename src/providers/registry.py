@@ -15,6 +15,11 @@ class ProviderRegistry:
         """Register each provider under its `kind`."""
         self._providers = {p.kind: p for p in providers}
 
+    async def aclose(self) -> None:
+        """Close every provider."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
     def kinds(self) -> list[str]:
         """The kinds registered, sorted."""
         return sorted(self._providers)

@@ -18,7 +18,7 @@ from changegate.client import connect, ensure_search_attributes
 from changegate.errors import ConfigurationError
 from changegate.runtime.devserver import DevServer, port_open, start_dev_server
 from changegate.settings import Settings
-from changegate.worker import build_worker
+from changegate.worker import running_worker
 
 
 @dataclass
@@ -88,8 +88,7 @@ async def running_stack(
             progress("starting the demo fleet")
             fleet = await start_fleet(settings, log_path=settings.data_dir / "fleet.log")
             parts["demo fleet"] = settings.fleet_url
-        worker = build_worker(client, settings)
-        async with worker:
+        async with running_worker(client, settings):
             parts["worker"] = f"task queue {settings.task_queue!r}"
             yield Stack(settings=settings, client=client, parts=parts)
     finally:

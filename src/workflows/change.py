@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Control,
         Decision,
         Finding,
+        HaltCause,
         MeasureInput,
         Measurement,
         ObserveInput,
@@ -60,9 +61,10 @@ with workflow.unsafe.imports_passed_through():
 class _Halt(Exception):
     """Ends the stages early; `_run` decides whether that means a rollback."""
 
-    def __init__(self, outcome: Outcome, reason: str) -> None:
+    def __init__(self, outcome: Outcome, cause: HaltCause, reason: str) -> None:
         super().__init__(reason)
         self.outcome = outcome
+        self.cause = cause
         self.reason = reason
 
 
@@ -94,7 +96,9 @@ class ChangeWorkflow:
         except _Halt as halt:
             await self._halt(halt)
         except asyncio.CancelledError:
-            await self._halt(_Halt(Outcome.ABORTED, "the workflow was cancelled"))
+            await self._halt(
+                _Halt(Outcome.ABORTED, HaltCause.CANCELLED, "the workflow was cancelled")
+            )
             raise
         finally:
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -105,7 +109,7 @@ class ChangeWorkflow:
         plan, report = await self._validate(observation)
         await self._summarise(observation, plan, report)
         if report.blocked:
-            raise _Halt(Outcome.BLOCKED, "validation forbids this change")
+            raise _Halt(Outcome.BLOCKED, HaltCause.BLOCKED, "validation forbids this change")
         proof = await self._await_approval()
         for index, phase in enumerate(plan.phases):
             await self._apply_phase(index, phase, proof)
@@ -113,6 +117,8 @@ class ChangeWorkflow:
         self._ledger.finish(Outcome.DONE, f"{len(plan.units())} units changed and verified")
 
     async def _halt(self, halt: _Halt) -> None:
+        self._status.halt_cause = halt.cause
+        self._status.halt_reason = halt.reason
         if not self._applied:
             self._ledger.finish(halt.outcome, halt.reason + "; nothing was applied")
             return
@@ -191,7 +197,7 @@ class ChangeWorkflow:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(exc)
         self._status.findings.append(Finding(code=code, severity="block", message=message))
-        return _Halt(Outcome.BLOCKED, message)
+        return _Halt(Outcome.BLOCKED, HaltCause.BLOCKED, message)
 
     # ---- approval ------------------------------------------------------------------------
 
@@ -210,10 +216,13 @@ class ChangeWorkflow:
                 timeout_summary="approval deadline",
             )
         except TimeoutError:
-            raise _Halt(Outcome.EXPIRED, f"no decision within {timeout:g}s") from None
+            raise _Halt(
+                Outcome.EXPIRED, HaltCause.EXPIRED, f"no decision within {timeout:g}s"
+            ) from None
         if self._rejection is not None:
             who = self._rejection.actor
-            raise _Halt(Outcome.REJECTED, f"rejected by {who}: {self._rejection.reason}")
+            why = self._rejection.reason
+            raise _Halt(Outcome.REJECTED, HaltCause.REJECTED, f"rejected by {who}: {why}")
         await self._checkpoint("approval")
         return ApprovalProof(approved_by=[d.actor for d in self._status.approvals])
 
@@ -232,7 +241,11 @@ class ChangeWorkflow:
             result = await self._unit_step(unit, proof)
             if not result.ok:
                 self._ledger.mark(unit.unit_id, "apply_failed", result.detail)
-                raise _Halt(Outcome.ROLLED_BACK, f"apply of {unit.unit_id} failed: {result.detail}")
+                raise _Halt(
+                    Outcome.ROLLED_BACK,
+                    HaltCause.APPLY_FAILED,
+                    f"apply of {unit.unit_id} failed: {result.detail}",
+                )
             self._ledger.mark(unit.unit_id, "applied")
             self._ledger.event("applied", f"{unit.unit_id} ({name})", data=dict(unit.after))
             self._ledger.publish()
@@ -270,7 +283,11 @@ class ChangeWorkflow:
         for unit in plan.units():
             result = await self._read(unit.unit_id, unit.after, f"verify {unit.unit_id}")
             if not result.ok:
-                raise _Halt(Outcome.ROLLED_BACK, f"{unit.unit_id} drifted: {result.detail}")
+                raise _Halt(
+                    Outcome.ROLLED_BACK,
+                    HaltCause.VERIFY_FAILED,
+                    f"{unit.unit_id} drifted: {result.detail}",
+                )
             self._ledger.mark(unit.unit_id, "verified")
         self._ledger.event("verified", f"{len(plan.units())} units read back as planned")
 
@@ -326,7 +343,11 @@ class ChangeWorkflow:
                 )
                 await self._checkpoint(f"{name} inconclusive analysis")
                 return
-            raise _Halt(Outcome.ROLLED_BACK, f"{name} health {verdict.phase}: {verdict.reason}")
+            failed = verdict.phase == "failed"
+            cause = HaltCause.HEALTH_FAILED if failed else HaltCause.HEALTH_ERROR
+            raise _Halt(
+                Outcome.ROLLED_BACK, cause, f"{name} health {verdict.phase}: {verdict.reason}"
+            )
 
     # ---- rollback: the one place compensation lives --------------------------------------
 
@@ -371,6 +392,7 @@ class ChangeWorkflow:
         if self._abort is not None:
             raise _Halt(
                 Outcome.ABORTED if not self._applied else Outcome.ROLLED_BACK,
+                HaltCause.ABORTED,
                 f"aborted by {self._abort.actor} at {where}: {self._abort.reason}",
             )
 

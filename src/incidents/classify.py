@@ -1,0 +1,64 @@
+"""Which kind of incident a change is, and how severe: documented, deterministic rules.
+
+Category, first match wins:
+1. ROLLBACK_FAILED                                          -> rollback-failure
+2. halted by an abort or cancellation after applying         -> operator-abort
+3. an apply failed                                          -> apply-error, or timeout when
+                                                               the target did not answer
+4. health failed or erred, and the approver was shown a stale or unverifiable assumption
+                                                            -> context-boundary
+5. health failed or erred, or a unit drifted during VERIFY  -> health-regression
+
+Severity:
+- SEV1: a rollback failed (units left changed, no verified way back).
+- SEV2: units beyond the canary were touched before the failure was caught.
+- SEV3: only the canary was touched (the guardrail worked as designed).
+- SEV4: an operator abort that was reverted cleanly.
+"""
+
+from __future__ import annotations
+
+from changegate.models import (
+    ChangeStatus,
+    HaltCause,
+    IncidentCategory,
+    IncidentSeverity,
+    Outcome,
+)
+
+_CONTEXT_CODES = {"stale-assumption", "unverifiable-assumption"}
+
+
+def needs_incident(status: ChangeStatus) -> bool:
+    """True for a change that touched production and did not end DONE."""
+    return status.outcome in (Outcome.ROLLED_BACK, Outcome.ROLLBACK_FAILED)
+
+
+def touched_units(status: ChangeStatus) -> list[str]:
+    """Units the change wrote to (applied, reverted, or failed either way)."""
+    return [u.unit_id for u in status.units if u.status != "pending"]
+
+
+def category(status: ChangeStatus) -> IncidentCategory:
+    """The incident's category by the rules in this module's docstring."""
+    cause = status.halt_cause
+    if status.outcome == Outcome.ROLLBACK_FAILED:
+        return IncidentCategory.ROLLBACK_FAILURE
+    if cause in (HaltCause.ABORTED, HaltCause.CANCELLED):
+        return IncidentCategory.OPERATOR_ABORT
+    if cause == HaltCause.APPLY_FAILED:
+        timed_out = "did not answer" in (status.halt_reason or "")
+        return IncidentCategory.TIMEOUT if timed_out else IncidentCategory.APPLY_ERROR
+    if any(f.code in _CONTEXT_CODES for f in status.findings):
+        return IncidentCategory.CONTEXT_BOUNDARY
+    return IncidentCategory.HEALTH_REGRESSION
+
+
+def severity(status: ChangeStatus, kind: IncidentCategory) -> IncidentSeverity:
+    """The incident's severity by the rules in this module's docstring."""
+    if kind == IncidentCategory.ROLLBACK_FAILURE:
+        return IncidentSeverity.SEV1
+    if kind == IncidentCategory.OPERATOR_ABORT:
+        return IncidentSeverity.SEV4
+    beyond_canary = [u for u in status.units if u.status != "pending" and u.phase != "canary"]
+    return IncidentSeverity.SEV2 if beyond_canary else IncidentSeverity.SEV3

@@ -1,0 +1,119 @@
+"""Approval rules: whose decision counts, and when enough approvers have agreed.
+
+An approval is not counted, checked in this order, when:
+
+- `approval.expired`         the change stopped waiting for decisions
+- `approval.self`            the actor is the agent that proposed the change
+- `approval.on_behalf_of`    the actor is the human the agent acts for
+- `approval.not_an_approver` the policy lists approvers and the actor is not one
+- `approval.role`            the tier demands roles and the actor holds none of them
+- `approval.duplicate`       the actor already decided on this change (an approver who
+                             approved may still reject: changing one's mind toward
+                             safety counts)
+
+A rejection counts from any listed approver (no role is needed to stop a change) and from
+the proposer, the agent or the human it acts for, withdrawing its own change; it is
+subject to expiry and duplicates too. While the policy lists no approvers, roles cannot be
+checked and any other actor may approve. Names compare case-insensitively, ignoring
+surrounding spaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from changegate.models import ChangeRequest, Contract
+from changegate.policy.model import Policy
+from changegate.policy.risk import RiskAssessment
+
+DecisionVerdict = Literal["approve", "reject"]
+
+
+class DecisionJudgement(Contract):
+    """Whether a decision counts; `rule` names the refusal when it does not."""
+
+    counted: bool
+    reason: str
+    rule: str | None = None
+
+
+def judge_decision(
+    decision_actor: str,
+    *,
+    verdict: DecisionVerdict,
+    policy: Policy,
+    assessment: RiskAssessment,
+    request: ChangeRequest,
+    prior: Sequence[tuple[str, DecisionVerdict]],
+    expired: bool,
+) -> DecisionJudgement:
+    """Judge one approve or reject decision against the rules above."""
+    actor = _name(decision_actor)
+    approving = verdict == "approve"
+    listed = {_name(n): n for n in policy.approvers}
+
+    if expired:
+        return _refuse("approval.expired", "the change expired; decisions no longer count")
+    proposer = _proposer(actor, request)
+    if proposer is not None and approving:
+        return _refuse(*proposer)
+    if listed and actor not in listed and proposer is None:
+        return _refuse(
+            "approval.not_an_approver",
+            f"{decision_actor} is not an approver; approvers are "
+            f"{', '.join(sorted(policy.approvers))}",
+        )
+    if approving and listed and assessment.roles:
+        roles = set(policy.approvers[listed[actor]].roles)
+        if not roles & set(assessment.roles):
+            held = ", ".join(sorted(roles)) or "no roles"
+            return _refuse(
+                "approval.role",
+                f"a {assessment.tier} change needs an approver with role "
+                f"{' or '.join(assessment.roles)}; {decision_actor} holds {held}",
+            )
+    earlier = next(
+        (v for a, v in prior if _name(a) == actor and (approving or v == "reject")), None
+    )
+    if earlier is not None:
+        return _refuse(
+            "approval.duplicate",
+            f"{decision_actor} already decided ({earlier}) on this change; "
+            "each approver counts once",
+        )
+    counted = "approval" if approving else "rejection"
+    note = ""
+    if approving and assessment.roles and not listed:
+        note = f" (role {' or '.join(assessment.roles)} not checked: the policy lists no approvers)"
+    return DecisionJudgement(counted=True, reason=f"{counted} by {decision_actor} counted{note}")
+
+
+def quorum_reached(approvals: Iterable[str], assessment: RiskAssessment) -> bool:
+    """True when enough distinct actors approved for the assessed tier."""
+    return len({_name(actor) for actor in approvals}) >= assessment.required_approvals
+
+
+def _proposer(actor: str, request: ChangeRequest) -> tuple[str, str] | None:
+    """The rule and reason that bar `actor` from approving as the change's proposer."""
+    agent = request.agent
+    if actor == _name(agent.agent_id):
+        return (
+            "approval.self",
+            f"{agent.agent_id} proposed this change and cannot approve it; another person must",
+        )
+    if agent.on_behalf_of and actor == _name(agent.on_behalf_of):
+        return (
+            "approval.on_behalf_of",
+            f"{agent.agent_id} proposed this change on behalf of {agent.on_behalf_of}, "
+            "who cannot approve it; another person must",
+        )
+    return None
+
+
+def _refuse(rule: str, reason: str) -> DecisionJudgement:
+    return DecisionJudgement(counted=False, reason=reason, rule=rule)
+
+
+def _name(actor: str) -> str:
+    return actor.strip().casefold()
