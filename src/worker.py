@@ -14,6 +14,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from changegate.activities import (
+    AuditActivities,
+    DecisionActivities,
     HealthActivities,
     ReconActivities,
     RolloutActivities,
@@ -21,8 +23,10 @@ from changegate.activities import (
     render_summary,
 )
 from changegate.health import FleetMetricsSource, HealthSourceRegistry
+from changegate.policy import Policy, load_policy
 from changegate.providers import FleetProvider, ProviderRegistry
 from changegate.settings import Settings
+from changegate.store import Store, open_store
 from changegate.workflows import ChangeWorkflow
 
 log = logging.getLogger(__name__)
@@ -34,34 +38,50 @@ class Dependencies:
 
     providers: ProviderRegistry
     sources: HealthSourceRegistry
+    policy: Policy
+    store: Store
+    escalation_webhook: str | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Dependencies:
-        """Providers and health sources for every target kind changegate knows."""
+        """Providers and health sources for every target kind, policy and the audit store."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             providers=ProviderRegistry([FleetProvider(settings.fleet_url)]),
             sources=HealthSourceRegistry([FleetMetricsSource(settings.fleet_url)]),
+            policy=load_policy(settings.policy_file),
+            store=open_store(settings.store_url()),
+            escalation_webhook=settings.escalation_webhook,
         )
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every activity, bound to these dependencies."""
         recon = ReconActivities(self.providers)
         rollout = RolloutActivities(self.providers)
+        audit = AuditActivities(self.store)
+        decisions = DecisionActivities(
+            policy=self.policy, escalation_webhook=self.escalation_webhook
+        )
         return [
             recon.observe_target,
             recon.plan_change,
-            ValidationActivities().validate_change,
+            ValidationActivities(policy=self.policy, store=self.store).validate_change,
             render_summary,
             rollout.apply_unit,
             rollout.revert_unit,
             rollout.verify_unit,
             HealthActivities(self.sources).measure_health,
+            audit.record_change,
+            audit.close_change,
+            decisions.judge_decision,
+            decisions.escalate,
         ]
 
     async def aclose(self) -> None:
         """Close the providers' and sources' HTTP clients."""
         await self.providers.aclose()
         await self.sources.aclose()
+        self.store.close()
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -20,10 +21,20 @@ from temporalio.worker import Worker
 from changegate.client import ChangeClient
 from changegate.runtime import find_binary
 from changegate.settings import Settings
+from changegate.store import (
+    Store,
+    close_incident,
+    get_kill_switches,
+    list_incidents,
+    open_store,
+    set_kill_switch,
+)
 from changegate.worker import running_worker
 from changegate.workflows import SEARCH_ATTRIBUTES
 from tests.support import Fleet, wait_until
 
+TEST_POLICY = Path(__file__).parent / "policy.yaml"
+FLEET_SERVICES = "checkout=4,search=3,payments=3,ledger=2,inventory=2"
 WAL = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=NORMAL"]
 
 
@@ -61,7 +72,10 @@ def fleet_process(tmp_data: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with (tmp_data / "fleet.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "changegate.fleet", "--port", str(port), "--window", "1.0"],
+            [
+                *(sys.executable, "-m", "changegate.fleet", "--port", str(port)),
+                *("--window", "1.0", "--services", FLEET_SERVICES),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -95,6 +109,7 @@ def settings(temporal: WorkflowEnvironment, fleet_process: str, tmp_data: Path) 
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         fleet_url=fleet_process,
         data_dir=tmp_data,
+        policy_file=TEST_POLICY,
     )
 
 
@@ -110,17 +125,39 @@ def client(temporal: WorkflowEnvironment) -> Client:
     return temporal.client
 
 
+@pytest.fixture(scope="session")
+def store(settings: Settings) -> Iterator[Store]:
+    """The audit store the session's worker and clients share."""
+    with open_store(settings.store_url()) as opened:
+        yield opened
+
+
 @pytest.fixture
-def fleet(fleet_process: str) -> Fleet:
-    """The fleet, reset to defaults before each test."""
+def fleet(fleet_process: str, store: Store) -> Fleet:
+    """The fleet back at its defaults, and no incident or kill switch left by another test."""
     f = Fleet(fleet_process)
     f.reset()
+    now = datetime.now(UTC)
+    with store.session() as session:
+        for incident in list_incidents(session=session, open_only=True):
+            close_incident(session=session, incident_id=incident.incident_id, at=now)
+        for switch in get_kill_switches(session=session):
+            set_kill_switch(
+                session=session,
+                scope=switch.scope,
+                mode=switch.mode,
+                engaged=False,
+                actor="test-reset",
+                at=now,
+            )
     return f
 
 
 @pytest.fixture
-def changes(client: Client, settings: Settings, worker: Worker) -> ChangeClient:
-    return ChangeClient(client, settings)
+def changes(client: Client, settings: Settings, worker: Worker) -> Iterator[ChangeClient]:
+    changes = ChangeClient(client, settings)
+    yield changes
+    changes.close()
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +168,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
         "CHANGEGATE_TASK_QUEUE": settings.task_queue,
         "CHANGEGATE_FLEET_URL": settings.fleet_url,
+        "CHANGEGATE_DATA_DIR": str(settings.data_dir),
+        "CHANGEGATE_POLICY_FILE": str(TEST_POLICY),
         "NO_COLOR": "1",
     }
 

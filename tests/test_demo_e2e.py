@@ -38,4 +38,4 @@ async def test_demo_plays_the_story_and_exits_0(tmp_path: Path) -> None:
     assert "canary health failed" in out
     assert "ROLLED_BACK  (story needs ROLLED_BACK)" in out
     assert out.count("/namespaces/default/workflows/chg-") == 2
-    assert (tmp_path / "data" / "temporal.db").exists()
+    assert (tmp_path / "data" / "demo" / "temporal.db").exists()

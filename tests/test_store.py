@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 from sqlalchemy.engine import make_url
 
 from changegate.models import (
@@ -360,6 +360,8 @@ def test_incidents_open_once_and_close(store: Store) -> None:
         again = open_incident(session=session, incident=_incident("c-1", title="retry"))
         open_incident(session=session, incident=_incident("c-2", target="fleet:b"))
     assert first.incident_id == "inc-c-1"
+    with pytest.raises(ValidationError, match="extra"):
+        IncidentRecord.model_validate({**first.model_dump(), "owner": "bob"})
     assert again == first, "a retried open returns the incident already stored"
     with store.session() as session:
         assert len(list_incidents(session=session)) == 2

@@ -1,18 +1,22 @@
 """Every side effect of a stage, as Temporal activities; dependencies injected by the worker."""
 
+from changegate.activities.audit import AuditActivities
+from changegate.activities.decisions import DecisionActivities
 from changegate.activities.health import HealthActivities
 from changegate.activities.recon import ReconActivities
 from changegate.activities.rollout import RolloutActivities
 from changegate.activities.summary import render, render_summary
-from changegate.activities.validation import DEFAULT_CHECKS, Check, ValidationActivities
+from changegate.activities.validation import ValidationActivities, blast_radius, context_sources
 
 __all__ = [
-    "DEFAULT_CHECKS",
-    "Check",
+    "AuditActivities",
+    "DecisionActivities",
     "HealthActivities",
     "ReconActivities",
     "RolloutActivities",
     "ValidationActivities",
+    "blast_radius",
+    "context_sources",
     "render",
     "render_summary",
 ]

@@ -1,34 +1,112 @@
-"""VALIDATE: compare the agent's beliefs and context with the live state."""
+"""VALIDATE: the agent's beliefs and the context it did not cite, against live state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from temporalio import activity
 
-from changegate.models import Finding, PlanInput, ValidationReport
-from changegate.policy import check_assumptions
+from changegate.context import ContextSource, FileContextSource, HttpContextSource, gather_flags
+from changegate.models import Finding, ValidateInput, ValidationReport
+from changegate.policy import (
+    ActiveChange,
+    Policy,
+    apply_finding_actions,
+    check_assumptions,
+    context_findings,
+    risk_tier,
+)
+from changegate.store import Store, active_changes, open_incident_targets
 
-Check = Callable[[PlanInput], list[Finding]]
+
+def context_sources(policy: Policy) -> list[ContextSource]:
+    """The context sources the policy names, ready to read."""
+    sources: list[ContextSource] = []
+    for spec in policy.context_sources:
+        if spec.kind == "file":
+            sources.append(FileContextSource(Path(spec.path)))
+        else:
+            sources.append(HttpContextSource(spec.url))
+    return sources
 
 
-def assumption_check(data: PlanInput) -> list[Finding]:
-    """Every assumption of the agent that the observation contradicts."""
-    return check_assumptions(data.request.assumptions, data.observation)
-
-
-DEFAULT_CHECKS: tuple[Check, ...] = (assumption_check,)
+def blast_radius(data: ValidateInput, policy: Policy) -> list[Finding]:
+    """A blocking finding when the change touches more units than the agent may."""
+    scoped = policy.scope_for(data.request.agent.agent_id)
+    units = len(data.observation.units)
+    if scoped is None or scoped[1].max_units is None or units <= scoped[1].max_units:
+        return []
+    key, scope = scoped
+    return [
+        Finding(
+            code="blast-radius",
+            severity="block",
+            path="unit_count",
+            expected=scope.max_units,
+            actual=units,
+            message=f"{data.request.target.label()} has {units} units, more than the "
+            f"{scope.max_units} agents[{key!r}].max_units allows; narrow the selector "
+            f"(e.g. `instances:`) to at most {scope.max_units} units",
+        )
+    ]
 
 
 class ValidationActivities:
-    """Runs every configured check; policy-driven checks plug in as more `Check`s."""
+    """Runs every check of VALIDATE and gives the change its risk tier."""
 
-    def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
-        """Run `checks` in order; their findings keep that order."""
-        self._checks = tuple(checks)
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        store: Store,
+        sources: Sequence[ContextSource] | None = None,
+    ) -> None:
+        """Check against `policy`, with other changes and incidents read from `store`."""
+        self._policy = policy
+        self._store = store
+        self._sources = list(sources) if sources is not None else context_sources(policy)
 
     @activity.defn(name="validate_change")
-    async def validate_change(self, data: PlanInput) -> ValidationReport:
-        """The findings of every check, in order."""
-        findings = [finding for check in self._checks for finding in check(data)]
-        return ValidationReport(findings=findings)
+    async def validate_change(self, data: ValidateInput) -> ValidationReport:
+        """Findings in the order found (assumptions, context, blast radius) and the tier."""
+        label = data.request.target.label()
+        active, incidents = await asyncio.to_thread(self._read_store, data.change_id)
+        flags, unreadable = await gather_flags(self._sources, label)
+        findings = check_assumptions(data.request.assumptions, data.observation)
+        findings += context_findings(
+            data.request,
+            policy=self._policy,
+            now=datetime.now(UTC),
+            observation_label=label,
+            active_changes=active,
+            open_incident_targets=incidents,
+            flags=flags,
+        )
+        findings += [
+            Finding(code="context-unavailable", severity="warn", message=reason)
+            for reason in unreadable
+        ]
+        findings += blast_radius(data, self._policy)
+        findings = apply_finding_actions(findings, self._policy)
+        risk = risk_tier(
+            data.request,
+            policy=self._policy,
+            unit_count=len(data.observation.units),
+            findings=findings,
+            reversible=True,
+        )
+        return ValidationReport(findings=findings, risk=risk)
+
+    def _read_store(self, change_id: str) -> tuple[list[ActiveChange], set[str]]:
+        with self._store.session() as session:
+            active = [
+                ActiveChange(
+                    change_id=row.change_id, target_label=row.target_label, agent_id=row.agent_id
+                )
+                for row in active_changes(session=session)
+                if row.change_id != change_id
+            ]
+            return active, open_incident_targets(session=session)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from changegate.cli.context import (
     EXIT_INVALID,
     EXIT_OUTCOME,
+    EXIT_REFUSED,
     Context,
     fail,
     pass_context,
@@ -163,10 +164,20 @@ def _decision_command(name: str, *, reason_required: bool) -> click.Command:
     @run
     async def command(ctx: Context, change_id: str, actor: str, reason: str) -> None:
         changes = await ctx.changes()
-        await getattr(changes, name)(change_id, Decision(actor=actor, reason=reason))
-        _acknowledge(ctx, change_id, name)
+        judgement = await getattr(changes, name)(change_id, Decision(actor=actor, reason=reason))
+        data = {"change_id": change_id, "verdict": name, **judgement.model_dump(mode="json")}
+        if judgement.counted:
+            ctx.emit(data, f"{name} by {actor} counted on {change_id}")
+            return
+        ctx.emit(data, "")
+        fail(
+            f"{name} by {actor} not counted: rule {judgement.rule}: {judgement.reason}",
+            EXIT_REFUSED,
+        )
 
-    command.help = f"{name.capitalize()} a change awaiting approval."
+    command.help = (
+        f"{name.capitalize()} a change awaiting approval; exit 5 if policy does not count it."
+    )
     return command
 
 

@@ -2,23 +2,26 @@
 
 Exit codes: 0 success; 1 the change ended other than DONE (with `--wait`) or the demo's
 story did not hold; 2 invalid input (the message names the field and what would pass);
-3 no such change; 4 Temporal or the fleet unreachable.
+3 no such change; 4 Temporal or the fleet unreachable; 5 refused by a rule (admission,
+or a decision that does not count): the message names the rule, why, and what would pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
+from changegate.admission import AdmissionRefused
 from changegate.client import ChangeClient, ChangeNotFound, TemporalUnreachable, connect
 from changegate.settings import Settings
 
-EXIT_OUTCOME, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 1, 2, 3, 4
+EXIT_OUTCOME, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3, 4, 5
 
 T = TypeVar("T")
 
@@ -34,6 +37,13 @@ class Context:
     async def changes(self) -> ChangeClient:
         """A connected change client."""
         return ChangeClient(await connect(self.settings), self.settings)
+
+    def emit(self, data: Any, text: str) -> None:
+        """`data` as JSON with --json, else `text`."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        else:
+            click.echo(text)
 
 
 def fail(message: str, code: int) -> None:
@@ -64,6 +74,11 @@ def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | Non
             fail(str(exc), EXIT_UNREACHABLE)
         except ChangeNotFound as exc:
             fail(str(exc), EXIT_NOT_FOUND)
+        except AdmissionRefused as exc:
+            fail(
+                f"refused by rule {exc.rule}\n  why: {exc.reason}\n  would pass: {exc.would_pass}",
+                EXIT_REFUSED,
+            )
         return None
 
     return wrapper

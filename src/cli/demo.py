@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import click
 
 from changegate.cli.context import EXIT_OUTCOME, Context, pass_context, run
@@ -47,8 +49,14 @@ def _event(change_id: str, status: ChangeStatus, printed: int) -> None:
 @pass_context
 @run
 async def demo(ctx: Context, embedded: bool) -> None:
-    """Play the demo: a stale-context change, then a bad release rolled back by its canary."""
-    settings = ctx.settings
+    """Play the demo: a stale-context change, then a bad release rolled back by its canary.
+
+    It runs in its own data directory (`<data dir>/demo`), emptied at the start, so that the
+    incident and history of an earlier run do not freeze this one.
+    """
+    demo_dir = ctx.settings.data_dir / "demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    settings = ctx.settings.model_copy(update={"data_dir": demo_dir})
     async with running_stack(
         settings, embedded_temporal=embedded, with_fleet=True, progress=_progress
     ) as stack:
@@ -77,3 +85,7 @@ async def demo(ctx: Context, embedded: bool) -> None:
         click.echo(click.style("the demo's story did not hold", fg="red"), err=True)
         raise SystemExit(EXIT_OUTCOME)
     click.echo(click.style("every outcome is what the story says", fg="green"))
+    click.echo(
+        f"explore it afterwards: `changegate --data-dir {demo_dir} up`, then "
+        f"`changegate incident list` and the web UI at {settings.ui_url}"
+    )

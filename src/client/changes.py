@@ -6,13 +6,25 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from changegate.models import ChangeInput, ChangeRequest, ChangeStatus, Control, Decision
+from changegate.admission import Gate
+from changegate.models import (
+    ChangeInput,
+    ChangeRequest,
+    ChangeStatus,
+    Control,
+    Decision,
+    DecisionJudgement,
+    DecisionRequest,
+)
+from changegate.policy import load_policy
 from changegate.settings import Settings
+from changegate.store import open_store
 from changegate.workflows import ChangeWorkflow
 from changegate.workflows.options import CHANGE_AGENT, CHANGE_STAGE, CHANGE_TARGET
 
@@ -33,16 +45,51 @@ class ChangeRef:
 
 
 class ChangeClient:
-    """Talks to changegate's workflows through a connected Temporal client."""
+    """Talks to changegate's workflows through a connected Temporal client.
 
-    def __init__(self, client: Client, settings: Settings) -> None:
+    Every submission passes the admission gate first (the same gate for the CLI, the HTTP
+    API, the MCP server and Python callers); the audit store and policy come from settings.
+    """
+
+    def __init__(self, client: Client, settings: Settings, *, gate: Gate | None = None) -> None:
         """Use `client`, connected with the pydantic data converter."""
         self._client = client
         self._settings = settings
+        self._gate = gate
+
+    @property
+    def gate(self) -> Gate:
+        """The admission gate, opening the store and loading the policy on first use."""
+        if self._gate is None:
+            self._settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._gate = Gate(
+                store=open_store(self._settings.store_url()),
+                policy=load_policy(self._settings.policy_file),
+            )
+        return self._gate
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        if self._gate is not None:
+            self._gate.store.close()
 
     async def submit(self, request: ChangeRequest, *, change_id: str | None = None) -> str:
-        """Start the change's workflow and return its id."""
+        """Admit the request (or raise `AdmissionRefused`), start its workflow, return its id."""
         change_id = change_id or f"chg-{uuid.uuid4().hex[:12]}"
+        gate = await asyncio.to_thread(lambda: self.gate)
+        request = await asyncio.to_thread(
+            gate.admit, request, change_id=change_id, now=datetime.now(UTC)
+        )
+        try:
+            await self._start(change_id, request)
+        except BaseException:
+            await asyncio.to_thread(
+                gate.withdraw, request, change_id=change_id, now=datetime.now(UTC)
+            )
+            raise
+        return change_id
+
+    async def _start(self, change_id: str, request: ChangeRequest) -> None:
         await self._client.start_workflow(
             ChangeWorkflow.run,
             ChangeInput(change_id=change_id, request=request),
@@ -61,7 +108,6 @@ class ChangeClient:
             if self._settings.search_attributes
             else None,
         )
-        return change_id
 
     async def status(self, change_id: str) -> ChangeStatus:
         """The change's full status (works for running and ended changes)."""
@@ -75,13 +121,33 @@ class ChangeClient:
             raise
         return status
 
-    async def approve(self, change_id: str, decision: Decision) -> None:
-        """Send an approval."""
-        await self._signal(change_id, ChangeWorkflow.approve, decision)
+    async def approve(self, change_id: str, decision: Decision) -> DecisionJudgement:
+        """Approve; answered with whether the approval counted and, if not, why."""
+        return await self.decide(
+            change_id,
+            DecisionRequest(actor=decision.actor, verdict="approve", reason=decision.reason),
+        )
 
-    async def reject(self, change_id: str, decision: Decision) -> None:
-        """Send a rejection."""
-        await self._signal(change_id, ChangeWorkflow.reject, decision)
+    async def reject(self, change_id: str, decision: Decision) -> DecisionJudgement:
+        """Reject; answered with whether the rejection counted and, if not, why."""
+        return await self.decide(
+            change_id,
+            DecisionRequest(actor=decision.actor, verdict="reject", reason=decision.reason),
+        )
+
+    async def decide(self, change_id: str, request: DecisionRequest) -> DecisionJudgement:
+        """Send a decision as an update and return the workflow's judgement of it."""
+        try:
+            judgement: DecisionJudgement = await self._handle(change_id).execute_update(
+                ChangeWorkflow.decide, request
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ChangeNotFound(
+                    f"no running change {change_id!r}: it does not exist or has already ended"
+                ) from exc
+            raise
+        return judgement
 
     async def pause(self, change_id: str, control: Control) -> None:
         """Hold the change at its next safe point."""

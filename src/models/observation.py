@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from changegate.models.request import Contract
+from changegate.models.verdicts import RiskAssessment
 
 
 class UnitObservation(Contract):
@@ -55,9 +56,10 @@ class Finding(Contract):
 
 
 class ValidationReport(Contract):
-    """Every finding of VALIDATE, in the order they were found."""
+    """Every finding of VALIDATE, in order, and the risk tier policy gives the change."""
 
     findings: list[Finding] = Field(default_factory=list)
+    risk: RiskAssessment | None = None
 
     @property
     def blocked(self) -> bool:

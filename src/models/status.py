@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue
 from changegate.models.observation import Finding, TargetObservation
 from changegate.models.plan import ChangePlan, UnitState
 from changegate.models.request import ChangeRequest, Contract
+from changegate.models.verdicts import DecisionVerdict, RiskAssessment
 
 
 class Stage(StrEnum):
@@ -60,9 +61,22 @@ class Decision(Contract):
 
 
 class Control(Contract):
-    """An operator's pause, resume or abort, with who and why."""
+    """An operator's pause, resume or abort, with who and why.
+
+    `kill_switch` names the switch (`global`, `agent:<id>`) that sent it: a change paused by a
+    switch is resumed only when that switch is released.
+    """
 
     actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+    kill_switch: str | None = None
+
+
+class DecisionRequest(Contract):
+    """The `decide` update: approve or reject, answered with whether it counted."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    verdict: DecisionVerdict
     reason: str = Field(default="", max_length=2000)
 
 
@@ -100,6 +114,9 @@ class ChangeStatus(Contract):
     approvals: list[Decision] = Field(default_factory=list)
     timeline: list[TimelineEvent] = Field(default_factory=list)
     approval_deadline: datetime | None = None
+    risk: RiskAssessment | None = None
+    approvals_required: int = 1
+    incident_id: str | None = None
     halt_cause: HaltCause | None = None
     halt_reason: str | None = None
 

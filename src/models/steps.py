@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, JsonValue
 
-from changegate.models.observation import TargetObservation, ValidationReport
+from changegate.models.observation import Finding, TargetObservation, ValidationReport
 from changegate.models.plan import ChangePlan, UnitChange
 from changegate.models.request import ChangeRequest, Contract, Target
+from changegate.models.status import ChangeStatus, TimelineEvent
+from changegate.models.verdicts import DecisionVerdict, RiskAssessment
 
 
 class ObserveInput(Contract):
@@ -73,3 +75,62 @@ class UnitResult(Contract):
     ok: bool
     state: dict[str, JsonValue] = Field(default_factory=dict)
     detail: str = ""
+
+
+class ValidateInput(Contract):
+    """Input of `validate_change`: the request and what recon saw, for this change id."""
+
+    change_id: str
+    request: ChangeRequest
+    observation: TargetObservation
+
+
+class JudgeInput(Contract):
+    """Input of `judge_decision`: one decision and what it is judged against."""
+
+    actor: str
+    verdict: DecisionVerdict
+    request: ChangeRequest
+    risk: RiskAssessment
+    prior: list[tuple[str, DecisionVerdict]] = Field(default_factory=list)
+
+
+class AuditInput(Contract):
+    """Input of `record_change`: what is new in a change's record since the last write."""
+
+    change_id: str
+    request: ChangeRequest
+    stage: str
+    outcome: str | None = None
+    risk: str | None = None
+    first_seq: int = 0
+    events: list[TimelineEvent] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class AuditReceipt(Contract):
+    """How many timeline events the store now holds for the change."""
+
+    recorded_through: int
+
+
+class CloseInput(Contract):
+    """Input of `close_change`: the ended change's whole status."""
+
+    status: ChangeStatus
+
+
+class CloseReceipt(Contract):
+    """The incident opened for the change, if it needed one."""
+
+    incident_id: str | None = None
+
+
+class EscalationInput(Contract):
+    """Input of `escalate`: a change still waiting for approval near its deadline."""
+
+    change_id: str
+    headline: str
+    seconds_left: float
+    approvals: int
+    approvals_required: int

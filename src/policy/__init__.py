@@ -1,13 +1,9 @@
 """Pure rules: what the agent assumed against what is true, admission and approval."""
 
+from changegate.models import DecisionJudgement, DecisionVerdict, RiskAssessment
 from changegate.policy.actions import apply_finding_actions, extra_approvals, severity_for
 from changegate.policy.admission import ADMISSION_RULES, admit
-from changegate.policy.approvals import (
-    DecisionJudgement,
-    DecisionVerdict,
-    judge_decision,
-    quorum_reached,
-)
+from changegate.policy.approvals import judge_decision, quorum_reached
 from changegate.policy.assumptions import check_assumptions
 from changegate.policy.context import ActiveChange, context_findings
 from changegate.policy.loader import PolicyError, load_policy, parse_policy
@@ -25,7 +21,7 @@ from changegate.policy.model import (
     RiskTier,
     RiskTiers,
 )
-from changegate.policy.risk import RiskAssessment, operation_class, risk_tier
+from changegate.policy.risk import operation_class, risk_tier
 from changegate.policy.state import Admission, AdmissionState, KillSwitch, RecentChange
 from changegate.policy.windows import WeeklySchedule, Window
 

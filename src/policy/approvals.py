@@ -21,21 +21,9 @@ surrounding spaces.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
-from changegate.models import ChangeRequest, Contract
+from changegate.models import ChangeRequest, DecisionJudgement, DecisionVerdict, RiskAssessment
 from changegate.policy.model import Policy
-from changegate.policy.risk import RiskAssessment
-
-DecisionVerdict = Literal["approve", "reject"]
-
-
-class DecisionJudgement(Contract):
-    """Whether a decision counts; `rule` names the refusal when it does not."""
-
-    counted: bool
-    reason: str
-    rule: str | None = None
 
 
 def judge_decision(

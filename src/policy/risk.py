@@ -21,9 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import Field
-
-from changegate.models import ChangeRequest, Contract, Finding, RiskLevel
+from changegate.models import ChangeRequest, Finding, RiskAssessment, RiskLevel
 from changegate.policy.actions import extra_approvals
 from changegate.policy.model import RISK_LEVELS, Policy
 
@@ -38,17 +36,6 @@ _FLOORS: dict[OperationClass, RiskLevel] = {
 }
 _DESTRUCTIVE = re.compile(r"delete|drop|destroy|truncate|terminate|purge|wipe")
 _DEPLOY = re.compile(r"version|image|release|deploy|upgrade|build")
-
-
-class RiskAssessment(Contract):
-    """A change's tier, why, and what that tier demands of approval and canary."""
-
-    tier: RiskLevel
-    reasons: list[str] = Field(default_factory=list)
-    required_approvals: int = Field(ge=1)
-    roles: list[str] = Field(default_factory=list)
-    canary_units: int = Field(ge=1)
-    canary_bake_seconds: float = Field(ge=0)
 
 
 def operation_class(request: ChangeRequest) -> tuple[OperationClass, str]:

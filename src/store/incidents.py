@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 from sqlmodel import Session, col, select
 
 from changegate.store.tables import IncidentBase, IncidentRow, table_of
@@ -14,6 +14,8 @@ from changegate.store.upsert import insert_missing
 class IncidentRecord(IncidentBase):
     """An incident as written and read: `incident_id` defaults to `inc-<change_id>`."""
 
+    # Like every contract, refuse unknown fields; sqlmodel types its config more narrowly.
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
     incident_id: str = ""
 
     @model_validator(mode="after")

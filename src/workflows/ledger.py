@@ -7,6 +7,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from changegate.models import (
+        AuditInput,
         ChangeInput,
         ChangePlan,
         ChangeStatus,
@@ -16,7 +17,12 @@ with workflow.unsafe.imports_passed_through():
         UnitState,
         UnitStatus,
     )
-    from changegate.workflows.options import CHANGE_AGENT, CHANGE_OUTCOME, CHANGE_STAGE
+    from changegate.workflows.options import (
+        CHANGE_AGENT,
+        CHANGE_OUTCOME,
+        CHANGE_RISK,
+        CHANGE_STAGE,
+    )
 
 
 class Ledger:
@@ -29,6 +35,7 @@ class Ledger:
         )
         # Changes started without search attributes (a namespace that lacks them) stay so.
         self._searchable = workflow.info().typed_search_attributes.get(CHANGE_AGENT) is not None
+        self._recorded = 0
 
     def event(
         self,
@@ -73,6 +80,29 @@ class Ledger:
                 ]
             )
         self.publish()
+
+    def tag_risk(self, tier: str) -> None:
+        """Make the change's risk tier searchable."""
+        if self._searchable:
+            workflow.upsert_search_attributes([CHANGE_RISK.value_set(tier)])
+
+    def unrecorded(self) -> AuditInput:
+        """What the audit store does not have yet: the stage and the events since last time."""
+        s = self.status
+        return AuditInput(
+            change_id=s.change_id,
+            request=s.request,
+            stage=s.stage.value,
+            outcome=s.outcome.value if s.outcome else None,
+            risk=s.risk.tier if s.risk else None,
+            first_seq=self._recorded,
+            events=s.timeline[self._recorded :],
+            findings=s.findings,
+        )
+
+    def recorded(self, through: int) -> None:
+        """The store holds the timeline up to `through`."""
+        self._recorded = max(self._recorded, through)
 
     def adopt_plan(self, plan: ChangePlan) -> None:
         """Take the plan and list every unit as pending."""

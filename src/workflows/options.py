@@ -36,5 +36,6 @@ CHANGE_AGENT = SearchAttributeKey.for_keyword("ChangeAgent")
 CHANGE_TARGET = SearchAttributeKey.for_keyword("ChangeTarget")
 CHANGE_STAGE = SearchAttributeKey.for_keyword("ChangeStage")
 CHANGE_OUTCOME = SearchAttributeKey.for_keyword("ChangeOutcome")
+CHANGE_RISK = SearchAttributeKey.for_keyword("ChangeRisk")
 
-SEARCH_ATTRIBUTES = (CHANGE_AGENT, CHANGE_TARGET, CHANGE_STAGE, CHANGE_OUTCOME)
+SEARCH_ATTRIBUTES = (CHANGE_AGENT, CHANGE_TARGET, CHANGE_STAGE, CHANGE_OUTCOME, CHANGE_RISK)

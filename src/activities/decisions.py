@@ -1,0 +1,51 @@
+"""Judging approvers' decisions against policy, and escalating changes nobody decides on."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from temporalio import activity
+
+from changegate.models import DecisionJudgement, EscalationInput, JudgeInput
+from changegate.policy import Policy, judge_decision
+
+log = logging.getLogger(__name__)
+
+
+class DecisionActivities:
+    """Policy's word on each decision, and the escalation notice before a deadline."""
+
+    def __init__(self, *, policy: Policy, escalation_webhook: str | None = None) -> None:
+        """Judge by `policy`; post escalations to `escalation_webhook` when one is set."""
+        self._policy = policy
+        self._webhook = escalation_webhook
+
+    @activity.defn(name="judge_decision")
+    async def judge_decision(self, data: JudgeInput) -> DecisionJudgement:
+        """Whether the decision counts, and the rule that refuses it when it does not."""
+        return judge_decision(
+            data.actor,
+            verdict=data.verdict,
+            policy=self._policy,
+            assessment=data.risk,
+            request=data.request,
+            prior=data.prior,
+            expired=False,
+        )
+
+    @activity.defn(name="escalate")
+    async def escalate(self, data: EscalationInput) -> bool:
+        """Post an escalation notice; False when no webhook is configured."""
+        if not self._webhook:
+            log.warning(
+                "change %s still needs %d approval(s), %.0fs left (no escalation webhook set)",
+                data.change_id,
+                data.approvals_required - data.approvals,
+                data.seconds_left,
+            )
+            return False
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(self._webhook, json=data.model_dump(mode="json"))
+            response.raise_for_status()
+        return True

@@ -1,0 +1,147 @@
+"""Admission: the one function every entry point calls before a change may run.
+
+It redacts the request, refuses secrets in parameters, reads what policy needs from the
+audit store (recent and active changes, open incidents, kill switches), applies every
+admission rule, and records the outcome: a refusal in the store's refusals, an admitted
+change as a row that reserves its target until the change ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from changegate.errors import ChangegateError
+from changegate.models import ChangeRequest, Outcome, Stage
+from changegate.policy import (
+    Admission,
+    AdmissionState,
+    KillSwitch,
+    Policy,
+    RecentChange,
+    admit,
+)
+from changegate.redaction import redact_request
+from changegate.store import (
+    ChangeRow,
+    Store,
+    active_changes,
+    fingerprint,
+    get_kill_switches,
+    open_incident_targets,
+    recent_changes,
+    record_refusal,
+    upsert_change,
+)
+
+
+class AdmissionRefused(ChangegateError):
+    """A submission a rule refused: which rule, why, and what would pass."""
+
+    def __init__(self, admission: Admission) -> None:
+        """Carry the refusal."""
+        self.rule = admission.rule or "unknown"
+        self.reason = admission.reason
+        self.would_pass = admission.would_pass
+        super().__init__(f"refused by rule {self.rule}: {self.reason}; {self.would_pass}")
+
+
+class Gate:
+    """Admits or refuses change requests against a policy and the audit store."""
+
+    def __init__(self, *, store: Store, policy: Policy) -> None:
+        """Judge by `policy`, with history from `store`."""
+        self.store = store
+        self.policy = policy
+
+    def admit(self, request: ChangeRequest, *, change_id: str, now: datetime) -> ChangeRequest:
+        """The redacted request, reserved under `change_id`; or `AdmissionRefused`."""
+        redacted = redact_request(request)
+        with self.store.session() as session:
+            admission = self._judge(request, redacted, session=session, now=now)
+            if not admission.admitted:
+                record_refusal(
+                    session=session,
+                    request=redacted,
+                    rule=admission.rule or "unknown",
+                    reason=admission.reason,
+                    would_pass=admission.would_pass,
+                    at=now,
+                )
+            else:
+                upsert_change(
+                    session=session,
+                    change_id=change_id,
+                    request=redacted,
+                    stage=Stage.RECON,
+                    at=now,
+                )
+        if not admission.admitted:
+            raise AdmissionRefused(admission)
+        return redacted
+
+    def withdraw(self, request: ChangeRequest, *, change_id: str, now: datetime) -> None:
+        """Release the reservation of a change that could not be started."""
+        with self.store.session() as session:
+            upsert_change(
+                session=session,
+                change_id=change_id,
+                request=request,
+                stage=Stage.ENDED,
+                outcome=Outcome.BLOCKED,
+                at=now,
+            )
+
+    def _judge(
+        self, request: ChangeRequest, redacted: ChangeRequest, *, session: Session, now: datetime
+    ) -> Admission:
+        if redacted.change.parameters != request.change.parameters:
+            return Admission.refuse(
+                "secrets.parameters",
+                reason="change.parameters carry a secret (a token, key or password); "
+                "workflow history is visible to every engineer",
+                would_pass="pass a reference the provider resolves (e.g. a vault path) "
+                "instead of the secret itself",
+            )
+        state = self._state(session=session, now=now)
+        return admit(
+            redacted,
+            policy=self.policy,
+            now=now,
+            state=state,
+            fingerprint=fingerprint(redacted),
+        )
+
+    def _state(self, *, session: Session, now: datetime) -> AdmissionState:
+        rows: dict[str, ChangeRow] = {}
+        for row in recent_changes(session=session, since=now - self.policy.lookback()):
+            rows[row.change_id] = row
+        for row in active_changes(session=session):
+            rows[row.change_id] = row
+        return AdmissionState(
+            recent_changes=[_recent(row) for row in rows.values()],
+            open_incident_targets=sorted(open_incident_targets(session=session)),
+            kill_switches=[
+                KillSwitch(
+                    scope=s.scope,
+                    mode=s.mode,
+                    engaged=s.engaged,
+                    actor=s.actor,
+                    reason=s.reason,
+                )
+                for s in get_kill_switches(session=session)
+            ],
+        )
+
+
+def _recent(row: ChangeRow) -> RecentChange:
+    return RecentChange(
+        change_id=row.change_id,
+        agent_id=row.agent_id,
+        target_label=row.target_label,
+        fingerprint=row.fingerprint,
+        parameters=row.request.get("change", {}).get("parameters", {}),
+        outcome=Outcome(row.outcome) if row.outcome else None,
+        submitted_at=row.submitted_at,
+    )
