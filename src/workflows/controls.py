@@ -42,7 +42,9 @@ class Controls:
         """Continue where the change was held (a kill switch's hold only by that switch)."""
         if not self.paused:
             return
-        if self.paused_by is not None and control.kill_switch != self.paused_by:
+        if control.kill_switch is not None and control.kill_switch != self.paused_by:
+            return  # a released switch resumes only the changes it held
+        if self.paused_by is not None and control.kill_switch is None:
             self._ledger.event(
                 "resume-refused",
                 f"held by kill switch {self.paused_by}: release the switch to resume",

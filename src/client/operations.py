@@ -1,0 +1,143 @@
+"""Operator actions beyond one change: kill switches and incidents."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from changegate.client.changes import ChangeClient
+from changegate.models import Control
+from changegate.store import (
+    GLOBAL_SCOPE,
+    IncidentRecord,
+    KillMode,
+    KillSwitch,
+    close_incident,
+    get_incident,
+    get_kill_switches,
+    list_incidents,
+    set_kill_switch,
+)
+
+
+@dataclass
+class KillSwitchReport:
+    """What engaging or releasing a switch did: the changes it reached."""
+
+    scope: str
+    mode: KillMode
+    engaged: bool
+    reached: list[str] = field(default_factory=list)
+
+
+def _query(scope: str) -> str:
+    running = "ExecutionStatus = 'Running'"
+    if scope == GLOBAL_SCOPE:
+        return running
+    agent = scope.removeprefix("agent:").replace("'", "\\'")
+    return f"{running} AND ChangeAgent = '{agent}'"
+
+
+class Operations:
+    """Kill switches and incidents, on top of a change client and its audit store."""
+
+    def __init__(self, changes: ChangeClient) -> None:
+        """Act through `changes` (its gate's store is the audit store)."""
+        self._changes = changes
+
+    async def engage(
+        self, scope: str, mode: KillMode, *, actor: str, reason: str
+    ) -> KillSwitchReport:
+        """Persist the switch, then pause or abort every running change in its scope."""
+        store = self._changes.gate.store
+
+        def persist() -> None:
+            with store.session() as session:
+                set_kill_switch(
+                    session=session,
+                    scope=scope,
+                    mode=mode,
+                    engaged=True,
+                    actor=actor,
+                    reason=reason,
+                    at=datetime.now(UTC),
+                )
+
+        await asyncio.to_thread(persist)
+        control = Control(
+            actor=actor, reason=f"kill switch {scope} ({mode}): {reason}", kill_switch=scope
+        )
+        send = self._changes.pause if mode == "pause" else self._changes.abort
+        refs = await self._changes.list(query=_query(scope), limit=10_000)
+        await asyncio.gather(*(send(ref.change_id, control) for ref in refs))
+        return KillSwitchReport(scope, mode, True, [ref.change_id for ref in refs])
+
+    async def release(self, scope: str, *, actor: str, reason: str) -> KillSwitchReport:
+        """Release the switch and resume the changes it paused."""
+        store = self._changes.gate.store
+
+        def persist() -> KillMode:
+            with store.session() as session:
+                current = {s.scope: s for s in get_kill_switches(session=session)}.get(scope)
+                mode: KillMode = current.mode if current else "pause"  # type: ignore[assignment]
+                set_kill_switch(
+                    session=session,
+                    scope=scope,
+                    mode=mode,
+                    engaged=False,
+                    actor=actor,
+                    reason=reason,
+                    at=datetime.now(UTC),
+                )
+                return mode
+
+        mode = await asyncio.to_thread(persist)
+        control = Control(
+            actor=actor, reason=f"kill switch {scope} released: {reason}", kill_switch=scope
+        )
+        refs = await self._changes.list(query=_query(scope), limit=10_000)
+        await asyncio.gather(*(self._changes.resume(ref.change_id, control) for ref in refs))
+        return KillSwitchReport(scope, mode, False, [ref.change_id for ref in refs])
+
+    async def kill_switches(self) -> list[KillSwitch]:
+        """Every switch ever set, engaged or not."""
+        store = self._changes.gate.store
+
+        def read() -> list[KillSwitch]:
+            with store.session() as session:
+                return get_kill_switches(session=session)
+
+        return await asyncio.to_thread(read)
+
+    async def incidents(self, *, open_only: bool = False) -> list[IncidentRecord]:
+        """Incidents, newest first."""
+        store = self._changes.gate.store
+
+        def read() -> list[IncidentRecord]:
+            with store.session() as session:
+                return list_incidents(session=session, open_only=open_only)
+
+        return await asyncio.to_thread(read)
+
+    async def incident(self, incident_id: str) -> IncidentRecord | None:
+        """One incident by id."""
+        store = self._changes.gate.store
+
+        def read() -> IncidentRecord | None:
+            with store.session() as session:
+                return get_incident(session=session, incident_id=incident_id)
+
+        return await asyncio.to_thread(read)
+
+    async def close_incident(self, incident_id: str) -> IncidentRecord | None:
+        """Close an incident, lifting the freeze it put on its target."""
+        store = self._changes.gate.store
+
+        def write() -> IncidentRecord | None:
+            with store.session() as session:
+                return close_incident(
+                    session=session, incident_id=incident_id, at=datetime.now(UTC)
+                )
+
+        return await asyncio.to_thread(write)
