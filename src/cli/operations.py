@@ -9,6 +9,7 @@ import click
 from changegate.cli.context import EXIT_NOT_FOUND, Context, fail, pass_context, run
 from changegate.cli.output import emit_json, table
 from changegate.client import Operations
+from changegate.store import KillMode
 
 
 def _scope(agent: str | None) -> str:
@@ -37,12 +38,8 @@ async def engage(ctx: Context, agent: str | None, mode: str, actor: str, reason:
     """Engage a kill switch; new changes in its scope are refused until it is released."""
     started = time.monotonic()
     changes = await ctx.changes()
-    report = await Operations(changes).engage(
-        _scope(agent),
-        mode,
-        actor=actor,
-        reason=reason,  # type: ignore[arg-type]
-    )
+    kill_mode: KillMode = "abort" if mode == "abort" else "pause"
+    report = await Operations(changes).engage(_scope(agent), kill_mode, actor=actor, reason=reason)
     took = time.monotonic() - started
     ctx.emit(
         {**report.__dict__, "seconds": round(took, 3)},
