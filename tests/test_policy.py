@@ -360,7 +360,13 @@ def test_incident_freeze() -> None:
     assert judge(open_incident_targets=[PAYMENTS]).admitted
     got = refused(judge(open_incident_targets=[CHECKOUT]), "incident_freeze")
     assert "an incident is open on fleet:service=checkout" in got.reason
-    assert "once the incident on fleet:service=checkout is resolved" in got.would_pass
+    assert "once the incident on fleet:service=checkout is closed" in got.would_pass
+    named = refused(
+        judge(open_incident_targets=[CHECKOUT], open_incidents={CHECKOUT: "inc-7"}),
+        "incident_freeze",
+    )
+    assert "incident (inc-7) is open" in named.reason
+    assert "`changegate incident close inc-7`" in named.would_pass
 
 
 def test_one_active_change() -> None:

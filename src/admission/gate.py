@@ -29,6 +29,7 @@ from changegate.store import (
     active_changes,
     fingerprint,
     get_kill_switches,
+    list_incidents,
     open_incident_targets,
     recent_changes,
     record_refusal,
@@ -122,6 +123,10 @@ class Gate:
         return AdmissionState(
             recent_changes=[_recent(row) for row in rows.values()],
             open_incident_targets=sorted(open_incident_targets(session=session)),
+            open_incidents={
+                i.target_label: i.incident_id
+                for i in reversed(list_incidents(session=session, open_only=True))
+            },
             kill_switches=[
                 KillSwitch(
                     scope=s.scope,

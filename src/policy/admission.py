@@ -164,12 +164,16 @@ def freeze_window_rule(sub: Submission) -> Admission | None:
 
 def incident_freeze_rule(sub: Submission) -> Admission | None:
     """Refuse a change on a target with an open incident."""
-    if sub.label not in sub.state.open_incident_targets:
+    incident = sub.state.open_incidents.get(sub.label)
+    if sub.label not in sub.state.open_incident_targets and incident is None:
         return None
+    named = f" ({incident})" if incident else ""
+    closing = f" (`changegate incident close {incident}`)" if incident else ""
     return Admission.refuse(
         "incident_freeze",
-        reason=f"an incident is open on {sub.label}; changes to a target under incident are frozen",
-        would_pass=f"the same change once the incident on {sub.label} is resolved",
+        reason=f"an incident{named} is open on {sub.label}; "
+        "changes to a target under incident are frozen",
+        would_pass=f"the same change once the incident on {sub.label} is closed{closing}",
     )
 
 

@@ -54,6 +54,9 @@ class AdmissionState(Contract):
 
     recent_changes: list[RecentChange] = Field(default_factory=list)
     open_incident_targets: list[str] = Field(default_factory=list)
+    open_incidents: dict[str, str] = Field(
+        default_factory=dict, description="An open incident's id by its target label."
+    )
     kill_switches: list[KillSwitch] = Field(default_factory=list)
 
 
