@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -20,6 +21,7 @@ from changegate.activities import (
     ReconActivities,
     RolloutActivities,
     ValidationActivities,
+    context_sources,
     render_summary,
 )
 from changegate.health import FleetMetricsSource, HealthSourceRegistry
@@ -41,6 +43,7 @@ class Dependencies:
     policy: Policy
     store: Store
     escalation_webhook: str | None = None
+    policy_dir: Path | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Dependencies:
@@ -52,6 +55,7 @@ class Dependencies:
             policy=load_policy(settings.policy_file),
             store=open_store(settings.store_url()),
             escalation_webhook=settings.escalation_webhook,
+            policy_dir=settings.policy_file.parent if settings.policy_file else None,
         )
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -65,7 +69,11 @@ class Dependencies:
         return [
             recon.observe_target,
             recon.plan_change,
-            ValidationActivities(policy=self.policy, store=self.store).validate_change,
+            ValidationActivities(
+                policy=self.policy,
+                store=self.store,
+                sources=context_sources(self.policy, base=self.policy_dir),
+            ).validate_change,
             render_summary,
             rollout.apply_unit,
             rollout.revert_unit,

@@ -11,6 +11,7 @@ from changegate.models import (
     ChangePlan,
     ChangeRequest,
     Finding,
+    RiskAssessment,
     Summary,
     SummaryInput,
     TargetObservation,
@@ -40,6 +41,7 @@ def render(data: SummaryInput) -> Summary:
         _section("WHAT IT BELIEVES", _beliefs(req, data.report.findings)),
         _section("WHAT IS TRUE NOW", _truth(obs, plan)),
         _section("BLAST RADIUS", _blast(obs, plan)),
+        _section("RISK", _risk(data.report.risk)),
         _section("ROLLOUT PLAN", _plan(req, plan)),
         _section("HOW HEALTH IS JUDGED", _health(req)),
         _section("HOW IT ROLLS BACK", _rollback(plan)),
@@ -110,6 +112,16 @@ def _blast(obs: TargetObservation, plan: ChangePlan) -> list[str]:
     return [
         f"{touched} of {len(obs.units)} units of {obs.target_label} will change; "
         f"reversible: {'yes' if plan.reversible else 'NO'}"
+    ]
+
+
+def _risk(risk: RiskAssessment | None) -> list[str]:
+    if risk is None:
+        return ["not assessed"]
+    roles = f" holding one of: {', '.join(risk.roles)}" if risk.roles else ""
+    return [
+        f"tier {risk.tier}: {risk.required_approvals} distinct approver(s){roles}",
+        *(f"because {reason}" for reason in risk.reasons),
     ]
 
 

@@ -22,12 +22,13 @@ from changegate.policy import (
 from changegate.store import Store, active_changes, open_incident_targets
 
 
-def context_sources(policy: Policy) -> list[ContextSource]:
-    """The context sources the policy names, ready to read."""
+def context_sources(policy: Policy, *, base: Path | None = None) -> list[ContextSource]:
+    """The context sources the policy names; relative file paths are taken from `base`."""
     sources: list[ContextSource] = []
     for spec in policy.context_sources:
         if spec.kind == "file":
-            sources.append(FileContextSource(Path(spec.path)))
+            path = Path(spec.path)
+            sources.append(FileContextSource(path if base is None else base / path))
         else:
             sources.append(HttpContextSource(spec.url))
     return sources
@@ -74,7 +75,7 @@ class ValidationActivities:
         """Findings in the order found (assumptions, context, blast radius) and the tier."""
         label = data.request.target.label()
         active, incidents = await asyncio.to_thread(self._read_store, data.change_id)
-        flags, unreadable = await gather_flags(self._sources, label)
+        flags, unreadable = await gather_flags(self._sources)
         findings = check_assumptions(data.request.assumptions, data.observation)
         findings += context_findings(
             data.request,

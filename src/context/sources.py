@@ -102,14 +102,18 @@ class HttpContextSource:
 
 
 async def gather_flags(
-    sources: Sequence[ContextSource], target_label: str
+    sources: Sequence[ContextSource],
 ) -> tuple[dict[str, JsonValue], list[str]]:
-    """Flags for the target from every source, and the errors of sources that failed."""
+    """Flags by target glob from every source (later sources win), and the read errors.
+
+    Matching globs against a target is policy's job (`changegate.policy.context_findings`).
+    """
     flags: dict[str, JsonValue] = {}
     errors: list[str] = []
     for source in sources:
         try:
-            flags.update((await source.read()).flags_for(target_label))
+            for pattern, values in (await source.read()).flags.items():
+                flags[pattern] = dict(values)
         except ContextSourceError as exc:
             errors.append(str(exc))
     return flags, errors

@@ -11,6 +11,8 @@ _NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]{0,127}$"
 
 RiskLevel = Literal["low", "medium", "high"]
 
+UNIT_FILTER = "instances"
+
 
 class Contract(BaseModel):
     """Base of every changegate contract: unknown fields are refused, not silently dropped."""
@@ -40,8 +42,12 @@ class Target(Contract):
     )
 
     def label(self) -> str:
-        """A short stable label such as `fleet:service=checkout`."""
-        parts = ",".join(f"{k}={v}" for k, v in sorted(self.selector.items()))
+        """A short stable label such as `fleet:service=checkout`.
+
+        `instances` narrows which units of the target change; it is not part of the
+        target's identity, so scopes, freezes and one-change-per-target see the whole target.
+        """
+        parts = ",".join(f"{k}={v}" for k, v in sorted(self.selector.items()) if k != UNIT_FILTER)
         return f"{self.kind}:{parts}"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 # URLs without a driver name mean the driver the project ships: psycopg 3.
 _POSTGRES_ALIASES = {"postgres", "postgresql"}
+_BUSY_TIMEOUT_MS = 10_000
 
 
 def database_url(location: str | os.PathLike[str]) -> URL:
@@ -40,9 +43,22 @@ def create_engine_for(location: str | os.PathLike[str]) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        _use_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    # WAL persists in the file, so only the first connection ever switches. The switch needs
+    # the file to itself and SQLite reports a busy file at once, without its busy timeout.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
