@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -103,15 +104,27 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, settings: Settings, *, max_concurrent_activities: int = 50
+    client: Client,
+    settings: Settings,
+    *,
+    max_concurrent_activities: int = 50,
+    replace: Mapping[str, Callable[..., Any]] | None = None,
 ) -> AsyncIterator[Worker]:
-    """A running worker on `settings.task_queue`; its dependencies are closed on exit."""
+    """A running worker on `settings.task_queue`; its dependencies are closed on exit.
+
+    `replace` registers other implementations under activity names (for tests that need a
+    health source to misbehave, say); everything else is the real thing.
+    """
     deps = Dependencies.build(settings)
+    replaced = dict(replace or {})
+    activities = [fn for fn in deps.activities() if _activity_name(fn) not in replaced] + list(
+        replaced.values()
+    )
     worker = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[ChangeWorkflow],
-        activities=deps.activities(),
+        activities=activities,
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
     )
@@ -120,6 +133,11 @@ async def running_worker(
             yield worker
     finally:
         await deps.aclose()
+
+
+def _activity_name(fn: Callable[..., Any]) -> str:
+    definition = activity._Definition.from_callable(fn)
+    return definition.name if definition and definition.name else fn.__name__
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
