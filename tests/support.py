@@ -21,7 +21,7 @@ FAST_ROLLOUT = {
     "analysis_count": 2,
     "failure_limit": 0,
     "inconclusive_limit": 1,
-    "approval_timeout_seconds": 300,
+    "approval_timeout_seconds": 120,
 }
 
 

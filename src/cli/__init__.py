@@ -12,6 +12,7 @@ from changegate.cli.changes import COMMANDS
 from changegate.cli.context import Context
 from changegate.cli.demo import demo
 from changegate.cli.history import history, replay
+from changegate.cli.mcp import mcp
 from changegate.cli.operations import incident, killswitch
 from changegate.cli.serve import fleet, up, worker
 from changegate.settings import Settings
@@ -35,7 +36,7 @@ def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) ->
     ctx.obj = Context(settings, as_json=as_json)
 
 
-for _command in [*COMMANDS, up, demo, worker, fleet, history, replay, killswitch, incident]:
+for _command in [*COMMANDS, up, demo, worker, fleet, history, replay, killswitch, incident, mcp]:
     cli.add_command(_command)
 
 

@@ -1,0 +1,143 @@
+"""Who is calling: an agent token, checked against the audit store on every request.
+
+Over streamable HTTP the token is the `Authorization: Bearer` header, verified by the SDK's
+bearer middleware through `StoreTokenVerifier` on each HTTP request (an unknown or revoked
+token is answered 401 before any tool runs). Over stdio there is no header: the token comes
+from `CHANGEGATE_TOKEN` and is verified again on each tool call, so revoking it takes effect
+at once. Either way `Authenticator.caller` is the one place that decides whether the token
+may act for an agent. Tokens are never logged or echoed; messages name the token's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.mcpserver.exceptions import ToolError
+
+from changegate.mcp_server.backend import Backend
+from changegate.store import TokenRow, verify_token
+
+ACTING_ROLES = frozenset({"agent", "admin"})
+"""Roles that may use the MCP server; approvers decide on changes elsewhere."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified holder of a token: its name, roles and the agent it acts as."""
+
+    token_id: str
+    name: str
+    roles: tuple[str, ...]
+    agent_id: str | None
+
+    @classmethod
+    def of(cls, row: TokenRow) -> Principal:
+        """The principal a stored token row stands for."""
+        return cls(
+            token_id=row.token_id,
+            name=row.name,
+            roles=tuple(row.roles or [row.role]),
+            agent_id=row.agent_id,
+        )
+
+    @property
+    def is_admin(self) -> bool:
+        """True for an admin token, which may act for any agent."""
+        return "admin" in self.roles
+
+    def acts_for(self, agent_id: str) -> bool:
+        """Whether this caller may propose or read changes of `agent_id`."""
+        return self.agent_id == agent_id or (self.is_admin and self.agent_id is None)
+
+    def refusal(self) -> str | None:
+        """Why this token may not use the MCP server, or None when it may."""
+        if not ACTING_ROLES & set(self.roles):
+            return (
+                f"token {self.name!r} has role(s) {', '.join(self.roles)}; the MCP server acts "
+                "for agents, so use a token with role 'agent' (or 'admin'). Approvers decide "
+                "with `changegate approve` / `changegate reject`"
+            )
+        if self.agent_id is None and not self.is_admin:
+            return (
+                f"token {self.name!r} names no agent; an agent token must be issued for "
+                "exactly one agent_id"
+            )
+        return None
+
+    def describe(self) -> str:
+        """How messages name the caller: its agent id, or the admin token's name."""
+        return self.agent_id or f"admin token {self.name!r}"
+
+
+class CallerToken(AccessToken):
+    """The SDK's access token, carrying the principal the store vouched for."""
+
+    principal: Principal
+
+
+class StoreTokenVerifier:
+    """The SDK `TokenVerifier` for streamable HTTP: a bearer token is good if the store has it."""
+
+    def __init__(self, backend: Backend) -> None:
+        """Look tokens up in `backend`'s audit store."""
+        self._backend = backend
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The caller's access token, or None (answered 401) for an unknown or revoked token."""
+        row = await lookup(self._backend, token)
+        if row is None:
+            return None
+        principal = Principal.of(row)
+        return CallerToken(
+            token=token,
+            client_id=principal.agent_id or principal.token_id,
+            scopes=list(principal.roles),
+            subject=principal.token_id,
+            principal=principal,
+        )
+
+
+async def lookup(backend: Backend, token: str) -> TokenRow | None:
+    """The stored row of an issued, unrevoked token."""
+    store = await backend.store()
+
+    def read() -> TokenRow | None:
+        with store.session() as session:
+            return verify_token(session=session, token=token)
+
+    return await asyncio.to_thread(read)
+
+
+class Authenticator:
+    """Resolves the caller of a tool from the HTTP request or the stdio token."""
+
+    def __init__(self, *, backend: Backend, stdio_token: str | None) -> None:
+        """Fall back to `stdio_token` when the request did not come over HTTP."""
+        self._backend = backend
+        self._stdio_token = stdio_token
+
+    async def caller(self) -> Principal:
+        """The verified principal, or a `ToolError` that says what credential to use."""
+        access = get_access_token()
+        if isinstance(access, CallerToken):
+            principal = access.principal
+        elif self._stdio_token is not None:
+            row = await lookup(self._backend, self._stdio_token)
+            if row is None:
+                raise ToolError(
+                    "CHANGEGATE_TOKEN is not a valid token (unknown or revoked); "
+                    "ask an operator for an agent token and restart the MCP server with it"
+                )
+            principal = Principal.of(row)
+        else:
+            raise ToolError(
+                "not authenticated: send `Authorization: Bearer <agent token>` over HTTP, "
+                "or set CHANGEGATE_TOKEN for stdio"
+            )
+        refusal = principal.refusal()
+        if refusal is not None:
+            raise ToolError(refusal)
+        return principal

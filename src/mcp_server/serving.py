@@ -1,0 +1,76 @@
+"""Running the server: a connecting change client, stdio, and streamable HTTP on uvicorn."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+from changegate.client import ChangeClient, connect
+from changegate.mcp_server.auth import Principal, lookup
+from changegate.mcp_server.backend import Backend, ChangesFactory
+from changegate.mcp_server.server import build_server
+from changegate.settings import Settings
+
+Transport = Literal["stdio", "http"]
+
+MCP_PATH = "/mcp"
+"""Where the streamable HTTP endpoint is mounted."""
+
+
+class InvalidToken(ValueError):
+    """The stdio token is unknown, revoked, or not allowed to act for an agent."""
+
+
+def connecting_changes(settings: Settings) -> ChangesFactory:
+    """A factory that connects to Temporal when a tool first needs it."""
+
+    async def make() -> ChangeClient:
+        return ChangeClient(await connect(settings), settings)
+
+    return make
+
+
+def http_server(server: MCPServer[Any], *, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for the streamable HTTP endpoint; `serve()` runs it until `should_exit`."""
+    app = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    return uvicorn.Server(config)
+
+
+async def check_stdio_token(settings: Settings, token: str) -> Principal:
+    """The token's principal, so a stdio server with a bad token stops before it serves."""
+    backend = Backend(settings=settings, changes_factory=connecting_changes(settings))
+    try:
+        row = await lookup(backend, token)
+    finally:
+        await backend.aclose()
+    if row is None:
+        raise InvalidToken("CHANGEGATE_TOKEN is not a valid token (unknown or revoked)")
+    principal = Principal.of(row)
+    refusal = principal.refusal()
+    if refusal is not None:
+        raise InvalidToken(f"CHANGEGATE_TOKEN: {refusal}")
+    return principal
+
+
+async def serve(
+    *, settings: Settings, transport: Transport, host: str, port: int, token: str | None
+) -> None:
+    """Serve until stdin closes (stdio) or the process is interrupted (http)."""
+    if transport == "stdio":
+        if token is None:
+            raise InvalidToken("set CHANGEGATE_TOKEN to the agent's token for --transport stdio")
+        await check_stdio_token(settings, token)
+        server = build_server(
+            settings=settings, changes_factory=connecting_changes(settings), token=token
+        )
+        await server.run_stdio_async()
+        return
+    server = build_server(
+        settings=settings,
+        changes_factory=connecting_changes(settings),
+        public_url=f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
+    )
+    await http_server(server, host=host, port=port).serve()

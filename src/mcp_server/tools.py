@@ -1,0 +1,163 @@
+"""The tools an agent calls; each one resolves and checks its caller before anything else."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field, ValidationError
+
+from changegate.admission import AdmissionRefused
+from changegate.client import ChangeClient, ChangeNotFound, TemporalUnreachable
+from changegate.errors import ChangegateError
+from changegate.mcp_server.auth import Authenticator, Principal
+from changegate.mcp_server.backend import Backend
+from changegate.mcp_server.views import (
+    ChangeList,
+    ChangeListing,
+    ChangeView,
+    Observation,
+    Proposal,
+    WaitResult,
+)
+from changegate.models import ChangeRequest, ChangeStatus, Stage, Target
+
+ChangeId = Annotated[str, Field(min_length=1, max_length=200, description="e.g. chg-1a2b3c4d5e6f")]
+
+
+class ChangegateTools:
+    """Bound to one backend and authenticator; `build_server` publishes them as tools."""
+
+    def __init__(self, *, backend: Backend, auth: Authenticator) -> None:
+        """Act through `backend` for callers that `auth` vouches for."""
+        self._backend = backend
+        self._auth = auth
+
+    async def propose_change(self, request: ChangeRequest) -> Proposal:
+        """Submit a change request as the authenticated agent."""
+        caller = await self._auth.caller()
+        if not caller.acts_for(request.agent.agent_id):
+            raise ToolError(
+                f"refused: request.agent.agent_id is {request.agent.agent_id!r} but this token "
+                f"acts as {caller.describe()!r}; an agent proposes only as itself, so set "
+                f"agent.agent_id to {caller.agent_id!r}"
+            )
+        changes = await self._changes()
+        try:
+            change_id = await changes.submit(request)
+        except AdmissionRefused as exc:
+            raise ToolError(
+                f"refused by admission rule {exc.rule}; nothing was started.\n"
+                f"why: {exc.reason}\nwould pass: {exc.would_pass}"
+            ) from exc
+        return Proposal(
+            change_id=change_id,
+            web_ui_url=self._backend.settings.workflow_url(change_id),
+            next_step=(
+                "The change runs RECON and VALIDATE, then waits for a human approver; nothing "
+                "is applied before approval. Call get_change to read its summary and findings, "
+                "or wait_for_change to block until it ends."
+            ),
+        )
+
+    async def get_change(self, change_id: ChangeId) -> ChangeView:
+        """One of the caller's changes: stage, outcome, summary, findings, units, timeline."""
+        status = await self._owned(await self._auth.caller(), change_id)
+        return self._view(status)
+
+    async def wait_for_change(
+        self,
+        change_id: ChangeId,
+        timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 120.0,
+    ) -> WaitResult:
+        """Block until the change ends or the timeout runs out."""
+        status = await self._owned(await self._auth.caller(), change_id)
+        changes = await self._changes()
+        try:
+            # Cancellation lands inside the generator's own await, which ends it cleanly.
+            async with asyncio.timeout(timeout_seconds):
+                async for update in changes.watch(change_id):
+                    status = update
+        except TimeoutError:
+            pass
+        if status.outcome is not None:
+            message = f"{change_id} ended {status.outcome.value}"
+        else:
+            message = f"still running at {status.stage.value}" + (
+                " (paused)" if status.paused else ""
+            )
+        return WaitResult(
+            finished=status.outcome is not None, message=message, change=self._view(status)
+        )
+
+    async def list_my_changes(
+        self,
+        stage: Annotated[
+            Stage | None, Field(description="Only changes at this stage; ENDED for finished.")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    ) -> ChangeList:
+        """The caller's changes, newest first."""
+        caller = await self._auth.caller()
+        if not self._backend.settings.search_attributes:
+            raise ToolError(
+                "listing needs changegate's search attributes, which this deployment has "
+                "turned off (CHANGEGATE_SEARCH_ATTRIBUTES=false); keep the ids propose_change "
+                "returns and use get_change"
+            )
+        clauses = [] if caller.agent_id is None else [f"ChangeAgent = {_quoted(caller.agent_id)}"]
+        if stage is not None:
+            clauses.append(f"ChangeStage = {_quoted(stage.value)}")
+        changes = await self._changes()
+        refs = await changes.list(query=" AND ".join(clauses), limit=limit)
+        return ChangeList(agent_id=caller.agent_id, changes=[ChangeListing.of(ref) for ref in refs])
+
+    async def observe_target(
+        self,
+        kind: Annotated[str, Field(description="Provider kind, e.g. 'fleet'.")],
+        selector: Annotated[dict[str, str], Field(description="e.g. {'service': 'checkout'}.")],
+    ) -> Observation:
+        """Read a target through its provider's read-only half."""
+        await self._auth.caller()
+        try:
+            target = Target(kind=kind, selector=selector)
+        except ValidationError as exc:
+            raise ToolError(f"invalid target: {exc}") from exc
+        try:
+            provider = self._backend.providers.read_only(target.kind)
+            observation = await provider.observe(target)
+        except ChangegateError as exc:
+            raise ToolError(str(exc)) from exc
+        return Observation.of(observation)
+
+    async def _changes(self) -> ChangeClient:
+        try:
+            return await self._backend.changes()
+        except TemporalUnreachable as exc:
+            raise ToolError(str(exc)) from exc
+
+    async def _owned(self, caller: Principal, change_id: str) -> ChangeStatus:
+        changes = await self._changes()
+        try:
+            status = await changes.status(change_id)
+        except ChangeNotFound as exc:
+            raise ToolError(f"{exc}; list_my_changes shows the ids you can read") from exc
+        if not caller.acts_for(status.request.agent.agent_id):
+            raise ToolError(
+                f"change {change_id!r} was not proposed by {caller.describe()!r}; agents may "
+                "read only their own changes (list_my_changes shows them)"
+            )
+        return status
+
+    def _view(self, status: ChangeStatus) -> ChangeView:
+        return ChangeView.of(
+            status, web_ui_url=self._backend.settings.workflow_url(status.change_id)
+        )
+
+
+def _quoted(value: str) -> str:
+    """A visibility-query string literal; ids with quotes or backslashes never reach a query."""
+    if "'" in value or "\\" in value:
+        raise ToolError(f"{value!r} cannot be used in a listing query")
+    return f"'{value}'"

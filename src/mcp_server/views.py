@@ -1,0 +1,131 @@
+"""What the tools answer: small pydantic views an LLM reads as structured output."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, JsonValue
+
+from changegate.client import ChangeRef
+from changegate.models import (
+    ChangeStatus,
+    Finding,
+    Outcome,
+    Stage,
+    TargetObservation,
+    TimelineEvent,
+    UnitObservation,
+    UnitState,
+)
+
+TIMELINE_TAIL = 10
+"""How many of the latest timeline events `get_change` returns."""
+
+
+class Proposal(BaseModel):
+    """A change that was admitted and started."""
+
+    change_id: str
+    web_ui_url: str = Field(description="The change's page in the Temporal web UI.")
+    stage: Stage = Stage.RECON
+    next_step: str
+
+
+class ChangeView(BaseModel):
+    """One change as its proposing agent may see it."""
+
+    change_id: str
+    target: str
+    operation: str
+    stage: Stage
+    outcome: Outcome | None
+    paused: bool
+    summary: str | None
+    findings: list[Finding]
+    units: list[UnitState]
+    timeline: list[TimelineEvent] = Field(description="The latest events, oldest first.")
+    approval_deadline: datetime | None
+    halt_reason: str | None
+    web_ui_url: str
+
+    @classmethod
+    def of(cls, status: ChangeStatus, *, web_ui_url: str) -> ChangeView:
+        """The agent's view of a full status."""
+        return cls(
+            change_id=status.change_id,
+            target=status.request.target.label(),
+            operation=status.request.change.operation,
+            stage=status.stage,
+            outcome=status.outcome,
+            paused=status.paused,
+            summary=status.summary,
+            findings=status.findings,
+            units=status.units,
+            timeline=status.timeline[-TIMELINE_TAIL:],
+            approval_deadline=status.approval_deadline,
+            halt_reason=status.halt_reason,
+            web_ui_url=web_ui_url,
+        )
+
+
+class WaitResult(BaseModel):
+    """The change once it ended, or where it still was when the wait ran out."""
+
+    finished: bool
+    message: str
+    change: ChangeView
+
+
+class ChangeListing(BaseModel):
+    """One line of `list_my_changes`."""
+
+    change_id: str
+    status: str = Field(description="The workflow's status: RUNNING, COMPLETED, ...")
+    stage: str | None
+    target: str | None
+
+    @classmethod
+    def of(cls, ref: ChangeRef) -> ChangeListing:
+        """A listing line from a visibility record."""
+        return cls(change_id=ref.change_id, status=ref.status, stage=ref.stage, target=ref.target)
+
+
+class ChangeList(BaseModel):
+    """The caller's changes, newest first."""
+
+    agent_id: str | None = Field(description="Whose changes; null for an admin listing all.")
+    changes: list[ChangeListing]
+
+
+class Observation(BaseModel):
+    """A read-only snapshot of a target, with the paths assumptions are written in."""
+
+    target_label: str
+    observed_at: datetime
+    unit_count: int
+    units: list[UnitObservation]
+    paths: dict[str, JsonValue] = Field(
+        description="Every observation path and its value now: use these keys in `assumptions`."
+    )
+
+    @classmethod
+    def of(cls, observation: TargetObservation) -> Observation:
+        """The view of what a provider's `observe` returned."""
+        return cls(
+            target_label=observation.target_label,
+            observed_at=observation.observed_at,
+            unit_count=len(observation.units),
+            units=observation.units,
+            paths=observation.paths(),
+        )
+
+
+__all__ = [
+    "TIMELINE_TAIL",
+    "ChangeList",
+    "ChangeListing",
+    "ChangeView",
+    "Observation",
+    "Proposal",
+    "WaitResult",
+]

@@ -1,0 +1,116 @@
+"""A rolled-back change leaves an incident whose review is already half written."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from pathlib import Path
+
+import pytest
+
+from changegate.client import ChangeClient
+from changegate.models import Decision, Outcome, Stage
+from changegate.settings import Settings
+from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.test_cli_e2e import cli, cli_json
+
+SECRET = "ghp_" + "Zq8Lm2Nx4Pv6Rt8Wy0Ab2Cd4Ef6Gh8Ij0Kl2"
+
+
+def decoded_payloads(node: object) -> str:
+    """Every payload in an exported history, base64-decoded, concatenated."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        data = node.get("data")
+        if isinstance(data, str):
+            with contextlib.suppress(ValueError):
+                found.append(base64.b64decode(data).decode("utf-8", "replace"))
+        found.extend(decoded_payloads(v) for v in node.values())
+    elif isinstance(node, list):
+        found.extend(decoded_payloads(v) for v in node)
+    return "\n".join(found)
+
+
+async def test_rollback_opens_an_incident_with_a_prefilled_review(
+    changes: ChangeClient, fleet: Fleet, cli_env: dict[str, str]
+) -> None:
+    agent = f"release-bot-{uuid.uuid4().hex[:4]}"
+    fleet.set("payments", "payments-1", f"hotfix-{uuid.uuid4().hex}", pool_size=30)
+    request = make_request(
+        service="payments",
+        agent_id=agent,
+        parameters={"version": "1.5.0-rc1"},
+        assumptions={"unit_count": 3, "units.*.pool_size": 20},
+    )
+    change_id = await changes.submit(request)
+    await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    waiting = await changes.status(change_id)
+    # A deploy with stale context is high risk: two approvers holding the sre role.
+    assert waiting.risk is not None and waiting.risk.tier == "high"
+    await changes.approve(change_id, Decision(actor="alice", reason="looks fine"))
+    await changes.approve(change_id, Decision(actor="bob", reason="ok"))
+    final = await changes.wait(change_id)
+    assert final.outcome == Outcome.ROLLED_BACK
+    assert final.incident_id == f"inc-{change_id}"
+
+    listed = await cli_json(cli_env, "incident", "list", "--open")
+    assert final.incident_id in [i["incident_id"] for i in listed]
+    shown = await cli(cli_env, "incident", "show", final.incident_id, "--markdown")
+    assert shown.returncode == 0, shown.stderr
+    review = shown.stdout
+    assert f"`{agent}`" in review  # the agent
+    assert "assumed `units.*.pool_size = 20` — **stale: actually 30**" in review
+    assert "context-boundary" in review and "SEV3" in review
+    assert "units touched: payments-0 of 3 planned" in review
+    assert "all restored: **yes**" in review
+    assert "`findings: {stale-assumption: block}`" in review  # a policy line that prevents it
+    assert "approved by alice, bob" in review and "canary: failed" in review
+
+    # Engineers find it in Temporal's visibility by the search attributes changegate keeps.
+    async def searchable() -> list[str]:
+        refs = await changes.list(
+            query=f"ChangeAgent = '{agent}' AND ChangeOutcome = 'ROLLED_BACK' "
+            "AND ChangeRisk = 'high'"
+        )
+        return [r.change_id for r in refs]
+
+    assert await wait_until(searchable, what="visible by search attributes") == [change_id]
+
+
+async def test_a_planted_secret_appears_nowhere(
+    changes: ChangeClient,
+    fleet: Fleet,
+    cli_env: dict[str, str],
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    raw = make_request(service="search", assumptions={}).model_dump(mode="json")
+    raw["intent"] = f"Rotate the pool; the deploy token is {SECRET} if you need it."
+    raw["evidence"] = [{"source": f"runbook (token={SECRET})", "excerpt": f"export GH={SECRET}"}]
+    submitted = await cli_json(cli_env, "submit", "-", stdin=json.dumps(raw))
+    change_id = submitted["change_id"]
+    status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    await changes.approve(change_id, Decision(actor="alice"))
+    final = await changes.wait(change_id)
+    assert final.outcome == Outcome.DONE
+
+    history = tmp_path / "history.json"
+    exported = await cli(cli_env, "history", "export", change_id, "-o", str(history))
+    assert exported.returncode == 0, exported.stderr
+    shown = await cli(cli_env, "show", change_id)
+    places = {
+        "history": history.read_text() + decoded_payloads(json.loads(history.read_text())),
+        "summary": status.summary or "",
+        "status": final.model_dump_json(),
+        "show": shown.stdout + shown.stderr,
+        "logs": caplog.text,
+        "database": (settings.data_dir / "changegate.db").read_bytes().decode("latin-1"),
+    }
+    for name, text in places.items():
+        assert SECRET not in text, f"the secret leaked into the {name}"
+    assert "[REDACTED]" in places["history"] and "[REDACTED]" in places["summary"]
