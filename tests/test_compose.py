@@ -20,13 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
+import changegate.workflows
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SCRIPTS = ROOT / "deploy" / "scripts"
 
-SEARCH_ATTRIBUTES = ["ChangeAgent", "ChangeTarget", "ChangeStage", "ChangeOutcome"]
+# Every attribute the workflow writes must be registered by the compose stack.
+SEARCH_ATTRIBUTES = [key.name for key in changegate.workflows.SEARCH_ATTRIBUTES]
 WORKER_ENV = {
     "CHANGEGATE_TEMPORAL_ADDRESS": "temporal:7233",
     "CHANGEGATE_NAMESPACE": "default",
@@ -238,7 +241,7 @@ def test_ui_allows_write_actions(services: dict[str, dict[str, Any]]) -> None:
     assert disabled == []
 
 
-def test_search_attribute_service_registers_all_four(
+def test_search_attribute_service_registers_every_attribute(
     services: dict[str, dict[str, Any]],
 ) -> None:
     service = services["changegate-search-attributes"]
@@ -246,8 +249,9 @@ def test_search_attribute_service_registers_all_four(
     assert _environment(service)["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert _environment(service)["NAMESPACE"] == "default"
     command = _words(service.get("entrypoint", [])) + _words(service["command"])
-    assert command[-4:] == SEARCH_ATTRIBUTES
-    script = SCRIPTS / Path(command[-5]).name
+    count = len(SEARCH_ATTRIBUTES)
+    assert command[-count:] == SEARCH_ATTRIBUTES
+    script = SCRIPTS / Path(command[-count - 1]).name
     text = script.read_text(encoding="utf-8")
     assert "temporal operator search-attribute create" in text
     assert "--type Keyword" in text
