@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".changegate")
     fleet_url: str = "http://127.0.0.1:8710"
     ui_url: str = "http://127.0.0.1:8233"
+    prometheus_url: str | None = None
+    """Judge fleet health from this Prometheus (scraping the fleet) instead of its /metrics."""
     database_url: str | None = None
     """The audit store: a SQLAlchemy URL; by default `changegate.db` in the data directory."""
     policy_file: Path | None = None

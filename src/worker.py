@@ -25,7 +25,12 @@ from changegate.activities import (
     context_sources,
     render_summary,
 )
-from changegate.health import FleetMetricsSource, HealthSourceRegistry
+from changegate.health import (
+    FleetMetricsSource,
+    HealthSource,
+    HealthSourceRegistry,
+    PrometheusSource,
+)
 from changegate.policy import Policy, load_policy
 from changegate.providers import FleetProvider, ProviderRegistry
 from changegate.settings import Settings
@@ -52,7 +57,7 @@ class Dependencies:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             providers=ProviderRegistry([FleetProvider(settings.fleet_url)]),
-            sources=HealthSourceRegistry([FleetMetricsSource(settings.fleet_url)]),
+            sources=HealthSourceRegistry([_fleet_health(settings)]),
             policy=load_policy(settings.policy_file),
             store=open_store(settings.store_url()),
             escalation_webhook=settings.escalation_webhook,
@@ -91,6 +96,12 @@ class Dependencies:
         await self.providers.aclose()
         await self.sources.aclose()
         self.store.close()
+
+
+def _fleet_health(settings: Settings) -> HealthSource:
+    if settings.prometheus_url:
+        return PrometheusSource(settings.prometheus_url, max_age_seconds=30)
+    return FleetMetricsSource(settings.fleet_url)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

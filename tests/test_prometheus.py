@@ -15,12 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
+from changegate.client import ChangeClient
 from changegate.errors import ConfigurationError, HealthSourceError
 from changegate.health import PrometheusSource, classify
-from changegate.models import HealthCheck, MetricValue
+from changegate.models import Decision, HealthCheck, MetricValue, Outcome, Stage
+from changegate.settings import Settings
+from changegate.worker import running_worker
 from tests.conftest import free_port
-from tests.support import Fleet, wait_until
+from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 CHECKS = [
     HealthCheck(metric="error_rate", max=0.05),
@@ -364,3 +368,34 @@ async def test_real_prometheus_sees_a_failing_instance(
     latency = {v.unit_id: v.value for v in both if v.metric == "latency_p99_ms"}
     # Scaled to milliseconds: the fleet's healthy p99 is tens of ms, exported in seconds.
     assert all(value is not None and value > 1 for value in latency.values()), latency
+
+
+@pytest.mark.e2e
+async def test_canary_analysis_through_prometheus_rolls_back_a_bad_release(
+    prometheus: str, client: Client, settings: Settings, fleet: Fleet
+) -> None:
+    """The whole pipeline with health judged by the real Prometheus scraping the fleet."""
+    own = settings.model_copy(
+        update={"task_queue": f"prom-{uuid.uuid4().hex[:6]}", "prometheus_url": prometheus}
+    )
+    rollout = {"analysis_interval_seconds": 1.5, "analysis_count": 2, "canary_bake_seconds": 1}
+    async with running_worker(client, own):
+        changes = ChangeClient(client, own)
+        try:
+            bad = await changes.submit(
+                make_request(
+                    service="search",
+                    assumptions={},
+                    rollout=rollout,
+                    parameters={"version": "latest"},
+                )
+            )
+            await wait_for_stage(changes, bad, Stage.AWAITING_APPROVAL)
+            await changes.approve(bad, Decision(actor="alice"))
+            rolled_back = await changes.wait(bad)
+        finally:
+            changes.close()
+    assert rolled_back.outcome == Outcome.ROLLED_BACK
+    assert "search-0 error_rate" in (rolled_back.halt_reason or "")
+    assert fleet.writes()["search/search-0"] == 2
+    assert all(c["version"] == "1.4.2" for c in fleet.configs("search").values())
