@@ -53,6 +53,7 @@ from changegate.client import ChangeClient, connect
 from changegate.models import ChangeRequest, Decision, Outcome, Stage
 from changegate.runtime import DevServer, start_dev_server
 from changegate.settings import Settings
+from changegate.workflows import ChangeWorkflow
 
 INSTANCES = 4
 NEW_POOL_SIZE = 24
@@ -68,6 +69,12 @@ FAST_ROLLOUT = {
     "approval_timeout_seconds": 300,
 }
 APPROVER = Decision(actor="bench-approver", reason="benchmark")
+# The default policy's rate limits would refuse a benchmark's burst of changes.
+BENCH_POLICY = """
+agents:
+  "*": {targets: ["fleet:*"], operations: [set_config], changes_per_hour: 100000,
+        max_in_flight: 1000}
+"""
 WORKFLOW_DEADLINE = 120.0
 
 
@@ -165,12 +172,19 @@ async def run_change(
             break
         await asyncio.sleep(poll)
     if not status.ended:
-        await changes.approve(change_id, APPROVER)
+        # The approve signal (as the Temporal web UI sends it), so both phases take one signal.
+        await client_signal_approve(changes, change_id)
     final = await changes.wait(change_id)
     if final.outcome != Outcome.DONE:
         last = final.timeline[-1].message if final.timeline else "no timeline"
         outcome = final.outcome.value if final.outcome else "no outcome"
         phase.failures.append(f"{change_id} ended {outcome}: {last}")
+
+
+async def client_signal_approve(changes: ChangeClient, change_id: str) -> None:
+    """Approve by signal rather than by the `decide` update."""
+    handle = changes.temporal.get_workflow_handle_for(ChangeWorkflow.run, change_id)
+    await handle.signal(ChangeWorkflow.approve, APPROVER)
 
 
 async def run_bare(
@@ -385,17 +399,22 @@ async def benchmark(args: argparse.Namespace, children: Children, data_dir: Path
     children.fleet = await start_fleet(
         int(fleet_url.rsplit(":", 1)[1]), spec, data_dir / "fleet.log"
     )
+    policy = data_dir / "policy.yaml"
+    policy.write_text(BENCH_POLICY)
     settings = Settings(
         temporal_address=children.server.address,
         task_queue=f"bench-{uuid.uuid4().hex[:8]}",
         fleet_url=fleet_url,
         data_dir=data_dir,
+        policy_file=policy,
     )
     env = {
         **os.environ,
         "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
         "CHANGEGATE_TASK_QUEUE": settings.task_queue,
         "CHANGEGATE_FLEET_URL": settings.fleet_url,
+        "CHANGEGATE_DATA_DIR": str(data_dir),
+        "CHANGEGATE_POLICY_FILE": str(policy),
     }
     progress("starting the worker process (python -m bench.worker_proc)")
     children.worker = await start_worker(env, data_dir / "worker.log")

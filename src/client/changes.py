@@ -58,6 +58,11 @@ class ChangeClient:
         self._gate = gate
 
     @property
+    def temporal(self) -> Client:
+        """The underlying Temporal client."""
+        return self._client
+
+    @property
     def gate(self) -> Gate:
         """The admission gate, opening the store and loading the policy on first use."""
         if self._gate is None:
