@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,19 +16,23 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from changegate.client import ChangeClient
+from changegate.models import ChangeRequest, Outcome, Stage
 from changegate.runtime import find_binary
 from changegate.settings import Settings
 from changegate.store import (
     Store,
+    active_changes,
     close_incident,
     get_kill_switches,
     list_incidents,
     open_store,
     set_kill_switch,
+    upsert_change,
 )
 from changegate.worker import running_worker
 from changegate.workflows import SEARCH_ATTRIBUTES
@@ -133,8 +138,9 @@ def store(settings: Settings) -> Iterator[Store]:
 
 
 @pytest.fixture
-def fleet(fleet_process: str, store: Store) -> Fleet:
-    """The fleet back at its defaults, and no incident or kill switch left by another test."""
+async def fleet(fleet_process: str, store: Store, client: Client) -> AsyncIterator[Fleet]:
+    """The fleet at its defaults, no incident or kill switch left by another test, and no
+    change left running after this one (a failed test must not hold targets for the next)."""
     f = Fleet(fleet_process)
     f.reset()
     now = datetime.now(UTC)
@@ -150,7 +156,22 @@ def fleet(fleet_process: str, store: Store) -> Fleet:
                 actor="test-reset",
                 at=now,
             )
-    return f
+    yield f
+    with store.session() as session:
+        leftovers = active_changes(session=session)
+    for row in leftovers:
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(row.change_id).terminate("left running by a test")
+    with store.session() as session:
+        for row in leftovers:
+            upsert_change(
+                session=session,
+                change_id=row.change_id,
+                request=ChangeRequest.model_validate(row.request),
+                stage=Stage.ENDED,
+                outcome=Outcome.ABORTED,
+                at=datetime.now(UTC),
+            )
 
 
 @pytest.fixture

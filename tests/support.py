@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from changegate.client import ChangeClient
-from changegate.models import ChangeRequest, ChangeStatus, Stage
+from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
 
 FAST_ROLLOUT = {
     "canary_units": 1,
@@ -71,11 +71,19 @@ async def wait_for_stage(
 ) -> ChangeStatus:
     """Poll the status query until the change is in `stage`."""
 
+    seen: list[ChangeStatus] = []
+
     async def check() -> ChangeStatus | None:
         status = await changes.status(change_id)
+        seen[:] = [status]
         return status if status.stage == stage else None
 
-    result: ChangeStatus = await wait_until(check, within=within, what=f"stage {stage}")
+    try:
+        result: ChangeStatus = await wait_until(check, within=within, what=f"stage {stage}")
+    except AssertionError as exc:
+        last = seen[0] if seen else None
+        where = f"{last.stage} {last.outcome}: {last.timeline[-3:]}" if last else "no status"
+        raise AssertionError(f"{exc}; {change_id} is at {where}") from None
     return result
 
 
@@ -108,3 +116,14 @@ class Fleet:
             headers={"Idempotency-Key": key},
             timeout=5,
         ).raise_for_status()
+
+
+async def approve_fully(changes: ChangeClient, change_id: str) -> None:
+    """Approve as alice, then bob if the change's tier needs a second sre approver."""
+    await changes.approve(change_id, Decision(actor="alice", reason="ok"))
+    status = await changes.status(change_id)
+    if (
+        status.stage == Stage.AWAITING_APPROVAL
+        and len(status.approvals) < status.approvals_required
+    ):
+        await changes.approve(change_id, Decision(actor="bob", reason="ok"))

@@ -20,7 +20,7 @@ from changegate.models import ChangeRequest, Control, Outcome, Stage
 from changegate.policy import parse_policy
 from changegate.settings import Settings
 from changegate.store import Store, fingerprint, list_refusals, upsert_change
-from tests.support import Fleet, make_request, wait_for_stage
+from tests.support import Fleet, approve_fully, make_request, wait_for_stage
 
 BASE = """
 agents:
@@ -53,6 +53,13 @@ def started(gated: ChangeClient) -> Iterator[list[str]]:
     """Changes a test started; aborted at the end so they do not hold their targets."""
     ids: list[str] = []
     yield ids
+
+
+def two_search_units(**kwargs: Any) -> ChangeRequest:
+    """A change on two of search's instances: within the scoped agent's blast radius."""
+    request = make_request(service="search", assumptions={}, **kwargs)
+    request.target.selector["instances"] = "search-0,search-1"
+    return request
 
 
 async def refused(changes: ChangeClient, request: ChangeRequest) -> AdmissionRefused:
@@ -91,10 +98,7 @@ async def test_target_scope(gated: ChangeClient, fleet: Fleet, store: Store) -> 
     with store.session() as session:
         rules = [r.rule for r in list_refusals(session=session, agent_id="scoped-agent")]
     assert "scope.target" in rules
-    await admitted(
-        gated,
-        make_request(agent_id="scoped-agent", service="search", assumptions={"unit_count": 3}),
-    )
+    await admitted(gated, two_search_units(agent_id="scoped-agent"))
 
 
 async def test_operation_scope(gated: ChangeClient, fleet: Fleet) -> None:
@@ -155,9 +159,7 @@ async def test_flip_flop_between_agents(gated: ChangeClient, fleet: Fleet, store
 
 
 async def test_rate_limits(gated: ChangeClient, fleet: Fleet, store: Store) -> None:
-    running = await gated.submit(
-        make_request(agent_id="scoped-agent", service="search", assumptions={})
-    )
+    running = await gated.submit(two_search_units(agent_id="scoped-agent"))
     try:
         await wait_for_stage(gated, running, Stage.AWAITING_APPROVAL)
         err = await refused(
@@ -187,7 +189,7 @@ async def test_incident_freeze_until_the_incident_is_closed(
         make_request(service="payments", parameters={"version": "9.9.9-bad"}, assumptions={})
     )
     await wait_for_stage(gated, change_id, Stage.AWAITING_APPROVAL)
-    await gated.approve(change_id, _decision("alice"))
+    await approve_fully(gated, change_id)
     final = await gated.wait(change_id)
     assert final.outcome == Outcome.ROLLED_BACK and final.incident_id
     err = await refused(gated, make_request(service="payments", assumptions={}))
@@ -211,9 +213,3 @@ async def test_kill_switch_refuses_new_changes_until_released(
 async def test_secrets_in_parameters_are_refused(gated: ChangeClient, fleet: Fleet) -> None:
     err = await refused(gated, make_request(parameters={"api_key": "sk-live-0123456789abcdefghij"}))
     assert err.rule == "secrets.parameters" and "reference" in err.would_pass
-
-
-def _decision(actor: str) -> Any:
-    from changegate.models import Decision
-
-    return Decision(actor=actor, reason="ok")

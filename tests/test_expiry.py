@@ -27,18 +27,20 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
-async def _changes(env: WorkflowEnvironment, fleet: Fleet) -> tuple[ChangeClient, Settings]:
+async def _changes(
+    env: WorkflowEnvironment, fleet: Fleet, session: Settings
+) -> tuple[ChangeClient, Settings]:
     # The time-skipping server cannot register custom search attributes.
-    settings = Settings(
-        task_queue=f"skip-{uuid.uuid4().hex[:8]}", fleet_url=fleet.url, search_attributes=False
+    settings = session.model_copy(
+        update={"task_queue": f"skip-{uuid.uuid4().hex[:8]}", "search_attributes": False}
     )
     return ChangeClient(env.client, settings), settings
 
 
 async def test_unattended_change_expires_with_nothing_applied(
-    skipping: WorkflowEnvironment, fleet: Fleet
+    skipping: WorkflowEnvironment, fleet: Fleet, settings: Settings
 ) -> None:
-    changes, settings = await _changes(skipping, fleet)
+    changes, settings = await _changes(skipping, fleet, settings)
     request = make_request(rollout={"approval_timeout_seconds": 3600})
     async with running_worker(skipping.client, settings):
         change_id = await changes.submit(request)
@@ -52,9 +54,9 @@ async def test_unattended_change_expires_with_nothing_applied(
 
 
 async def test_approval_inside_the_deadline_is_not_expired(
-    skipping: WorkflowEnvironment, fleet: Fleet
+    skipping: WorkflowEnvironment, fleet: Fleet, settings: Settings
 ) -> None:
-    changes, settings = await _changes(skipping, fleet)
+    changes, settings = await _changes(skipping, fleet, settings)
     request = make_request(rollout={"approval_timeout_seconds": 3600})
     async with running_worker(skipping.client, settings):
         change_id = await changes.submit(request)

@@ -13,11 +13,24 @@ import pytest
 
 from changegate.client import ChangeClient
 from changegate.models import Decision, Outcome, Stage
-from changegate.settings import Settings
+from changegate.store import Store
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 from tests.test_cli_e2e import cli, cli_json
 
 SECRET = "ghp_" + "Zq8Lm2Nx4Pv6Rt8Wy0Ab2Cd4Ef6Gh8Ij0Kl2"
+
+
+def database_dump(store: Store) -> str:
+    """Every row of the audit store as SQL text, read through SQLite itself.
+
+    Opening the database file directly from this process would drop SQLite's POSIX locks
+    held by the session's other connections to it.
+    """
+    raw = store.engine.raw_connection()
+    try:
+        return "\n".join(raw.driver_connection.iterdump())  # type: ignore[union-attr]
+    finally:
+        raw.close()
 
 
 def decoded_payloads(node: object) -> str:
@@ -84,7 +97,7 @@ async def test_a_planted_secret_appears_nowhere(
     changes: ChangeClient,
     fleet: Fleet,
     cli_env: dict[str, str],
-    settings: Settings,
+    store: Store,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -109,7 +122,7 @@ async def test_a_planted_secret_appears_nowhere(
         "status": final.model_dump_json(),
         "show": shown.stdout + shown.stderr,
         "logs": caplog.text,
-        "database": (settings.data_dir / "changegate.db").read_bytes().decode("latin-1"),
+        "database": database_dump(store),
     }
     for name, text in places.items():
         assert SECRET not in text, f"the secret leaked into the {name}"

@@ -34,8 +34,17 @@ async def rolling_out(
         await changes.approve(change_id, Decision(actor="alice"))
         await changes.approve(change_id, Decision(actor="bob"))
     for change_id in ids.values():
-        await wait_for_stage(changes, change_id, Stage.ROLLOUT, within=60)
+        await wait_until(
+            lambda change_id=change_id: _applied(changes, change_id, 2),
+            within=60,
+            what=f"{change_id} past its canary",
+        )
     return ids
+
+
+async def _applied(changes: ChangeClient, change_id: str, count: int) -> bool:
+    status = await changes.status(change_id)
+    return sum(u.status == "applied" for u in status.units) >= count
 
 
 async def test_global_abort_halts_every_rollout_and_reverts_every_applied_unit(

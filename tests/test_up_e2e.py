@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from changegate.client import ChangeClient, connect
 from changegate.models import Decision, Outcome, Stage
 from changegate.settings import Settings
@@ -16,10 +18,10 @@ from tests.conftest import free_port
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 
-def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+def start_up(env: dict[str, str], log: Path, api_port: int) -> subprocess.Popen[str]:
     with log.open("a") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "changegate", "up", "--embedded"],
+            [sys.executable, "-m", "changegate", "up", "--embedded", "--api-port", str(api_port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -51,12 +53,21 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
         "NO_COLOR": "1",
     }
     log = tmp_path / "up.log"
-    first = start_up(env, log)
+    api_port = free_port()
+    first = start_up(env, log, api_port)
     try:
         await wait_until(lambda: "changegate is up" in log.read_text(), within=60, what="up")
         text = log.read_text()
         assert f"temporal web UI  http://127.0.0.1:{ui_port}" in text
         assert "registered search attributes" not in text  # the dev server registers them
+        assert f"approval page    http://127.0.0.1:{api_port}/ui/" in text
+        [link] = [w for w in text.split() if "/ui/login?token=" in w]
+        token = link.split("token=", 1)[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as http:
+            me = await http.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200 and me.json()["role"] == "admin"
+            anonymous = await http.get("/api/v1/changes")
+            assert anonymous.status_code == 401
         changes = ChangeClient(await connect(settings), settings)
         change_id = await changes.submit(
             make_request(service="payments", assumptions={"unit_count": 3})
@@ -65,9 +76,11 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
         assert await stop(first) == 0
         assert "stopping" in log.read_text()
 
-        second = start_up(env, log)
+        second = start_up(env, log, api_port)
         try:
             await wait_until(lambda: log.read_text().count("changegate is up") == 2, within=60)
+            # The first admin token is issued once, not on every start.
+            assert log.read_text().count("/ui/login?token=") == 1
             changes = ChangeClient(await connect(settings), settings)
             await changes.approve(change_id, Decision(actor="alice"))
             final = await changes.wait(change_id)

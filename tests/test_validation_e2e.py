@@ -41,13 +41,13 @@ async def test_blast_radius_blocks_and_a_narrower_selector_passes(
     changes: ChangeClient, fleet: Fleet
 ) -> None:
     wide = await changes.submit(
-        make_request(agent_id="scoped-agent", service="search", assumptions={})
+        make_request(agent_id="narrow-agent", service="search", assumptions={})
     )
     final = await changes.wait(wide)
     assert final.outcome == Outcome.BLOCKED
     [finding] = [f for f in final.findings if f.code == "blast-radius"]
     assert finding.actual == 3 and finding.expected == 2 and "instances:" in finding.message
-    request = make_request(agent_id="scoped-agent", service="search", assumptions={})
+    request = make_request(agent_id="narrow-agent", service="search", assumptions={})
     request.target.selector["instances"] = "search-0,search-1"
     narrow = await changes.submit(request)
     status = await wait_for_stage(changes, narrow, Stage.AWAITING_APPROVAL)
@@ -175,7 +175,9 @@ async def test_stale_assumption_can_be_made_to_block_before_any_write(
     fleet.set("checkout", "checkout-3", f"drift-{uuid.uuid4().hex}", pool_size=26)
     changes = ChangeClient(client, strict_worker)
     try:
-        change_id = await changes.submit(make_request(assumptions={"units.*.pool_size": 20}))
+        change_id = await changes.submit(
+            make_request(parameters={"pool_size": 23}, assumptions={"units.*.pool_size": 20})
+        )
         final = await changes.wait(change_id)
     finally:
         changes.close()

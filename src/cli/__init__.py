@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from changegate.cli.api import api, token
 from changegate.cli.changes import COMMANDS
 from changegate.cli.context import Context
 from changegate.cli.demo import demo
@@ -36,7 +37,8 @@ def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) ->
     ctx.obj = Context(settings, as_json=as_json)
 
 
-for _command in [*COMMANDS, up, demo, worker, fleet, history, replay, killswitch, incident, mcp]:
+_OPERATOR = [up, demo, worker, fleet, api, token, mcp, killswitch, incident, history, replay]
+for _command in [*COMMANDS, *_OPERATOR]:
     cli.add_command(_command)
 
 

@@ -9,7 +9,10 @@ import signal
 
 import click
 
+from changegate.api import running_api
+from changegate.cli.api import ensure_first_approver, login_url
 from changegate.cli.context import Context, pass_context, run
+from changegate.client import ChangeClient
 from changegate.runtime import running_stack
 from changegate.worker import run_worker
 
@@ -28,20 +31,33 @@ async def _until_interrupted() -> None:
     default=None,
     help="Start the embedded Temporal dev server (default: unless --temporal-address is set).",
 )
+@click.option("--api-port", default=8720, show_default=True, help="Port of the API and page.")
 @pass_context
 @run
-async def up(ctx: Context, embedded: bool | None) -> None:
+async def up(ctx: Context, embedded: bool | None, api_port: int) -> None:
     """Start everything to use changegate locally; Ctrl-C stops it all."""
     source = click.get_current_context().find_root().get_parameter_source("temporal_address")
     given = source is not None and source.name != "DEFAULT"
     embedded = not given if embedded is None else embedded
     async with running_stack(ctx.settings, embedded_temporal=embedded, progress=_say) as stack:
-        click.echo(click.style("changegate is up", fg="green", bold=True))
-        for name, where in stack.parts.items():
-            click.echo(f"  {name:<16} {where}")
-        click.echo("submit a change with `changegate submit FILE`; Ctrl-C stops everything")
-        await _until_interrupted()
-        click.echo("stopping")
+        changes = ChangeClient(stack.client, ctx.settings)
+        try:
+            first = await asyncio.to_thread(lambda: ensure_first_approver(changes.gate.store))
+            async with running_api(settings=ctx.settings, changes=changes, port=api_port) as base:
+                stack.parts["api"] = f"{base}/api/v1 (OpenAPI at {base}/openapi.json)"
+                stack.parts["approval page"] = f"{base}/ui/"
+                click.echo(click.style("changegate is up", fg="green", bold=True))
+                for name, where in stack.parts.items():
+                    click.echo(f"  {name:<16} {where}")
+                if first is not None:
+                    click.echo(
+                        f"  first login (the admin token is shown once): {login_url(base, first)}"
+                    )
+                click.echo("submit a change with `changegate submit FILE`; Ctrl-C stops everything")
+                await _until_interrupted()
+                click.echo("stopping")
+        finally:
+            changes.close()
 
 
 def _say(message: str) -> None:

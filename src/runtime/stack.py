@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import httpx
 from temporalio.client import Client
 
-from changegate.client import connect, ensure_search_attributes
+from changegate.client import TemporalUnreachable, connect, ensure_search_attributes
 from changegate.errors import ConfigurationError
 from changegate.runtime.devserver import DevServer, port_open, start_dev_server
 from changegate.settings import Settings
@@ -58,6 +58,18 @@ async def start_fleet(settings: Settings, *, log_path: Path) -> subprocess.Popen
     raise ConfigurationError(f"the fleet did not answer at {settings.fleet_url} within 15s")
 
 
+async def _connect_when_ready(settings: Settings, *, patient: bool) -> Client:
+    """Connect; a dev server that just opened its port may need a few seconds more."""
+    deadline = asyncio.get_running_loop().time() + (60 if patient else 0)
+    while True:
+        try:
+            return await connect(settings)
+        except TemporalUnreachable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     settings: Settings,
@@ -80,7 +92,7 @@ async def running_stack(
             )
             parts["temporal web UI"] = server.ui_url
         parts["temporal"] = settings.temporal_address
-        client = await connect(settings)
+        client = await _connect_when_ready(settings, patient=embedded_temporal)
         added = await ensure_search_attributes(client, settings.namespace)
         if added:
             progress(f"registered search attributes {', '.join(added)}")

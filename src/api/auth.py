@@ -1,0 +1,198 @@
+"""Who is calling: bearer tokens from the store, the capabilities they carry, and refusals.
+
+A token's `role` and extra `roles` grant capabilities: `agent` submits and reads its own
+changes, `approver` decides on and controls changes, `admin` may do everything. Other
+entries in `roles` (such as `sre`) are descriptive: policy judges approvers by name. Every
+403 is recorded in the audit store's refusals, so a token probing beyond its role leaves a
+trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from changegate.api.errors import Forbidden, Unauthenticated
+from changegate.api.state import Services, services
+from changegate.models import ChangeRequest
+from changegate.redaction import redact_request
+from changegate.store import RefusalRow, Store, TokenRow, create_token, list_tokens, verify_token
+
+__all__ = [
+    "Capability",
+    "CurrentPrincipal",
+    "Principal",
+    "authenticate",
+    "ensure_first_approver",
+    "forbid",
+    "require",
+]
+
+Capability = Literal["agent", "approver", "admin"]
+_CAPABILITIES: frozenset[str] = frozenset({"agent", "approver", "admin"})
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `changegate token create`.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The holder of a verified token: its name is the identity every action records."""
+
+    token_id: str
+    name: str
+    role: str
+    agent_id: str | None
+    roles: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row: TokenRow) -> Principal:
+        """The principal behind a token row."""
+        return cls(
+            token_id=row.token_id,
+            name=row.name,
+            role=row.role,
+            agent_id=row.agent_id,
+            roles=tuple(row.roles),
+        )
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the token may do: its role and any capability listed among its roles."""
+        return frozenset({self.role, *self.roles}) & _CAPABILITIES
+
+    def can(self, capability: Capability) -> bool:
+        """True when the token grants `capability` (an admin token grants every one)."""
+        return "admin" in self.capabilities or capability in self.capabilities
+
+    @property
+    def label(self) -> str:
+        """`alice (approver)`: how refusals and pages name the caller."""
+        return f"{self.name} ({self.role})"
+
+
+async def authenticate(services: Services, token: str) -> Principal | None:
+    """The principal of an issued, unrevoked token, else None."""
+    store = await services.store()
+
+    def lookup() -> TokenRow | None:
+        with store.session() as session:
+            return verify_token(session=session, token=token)
+
+    row = await asyncio.to_thread(lookup)
+    return None if row is None else Principal.of(row)
+
+
+async def _current(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthenticated("this call needs a token: no `Authorization: Bearer` header")
+    principal = await authenticate(services(request), credentials.credentials)
+    if principal is None:
+        raise Unauthenticated("the bearer token was never issued or has been revoked")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_current)]
+"""The verified caller of an API route (401 without a valid token)."""
+
+
+async def forbid(
+    services: Services,
+    principal: Principal,
+    *,
+    rule: str,
+    reason: str,
+    would_pass: str,
+    action: str,
+    subject: str,
+    request: ChangeRequest | None = None,
+) -> Forbidden:
+    """Record the refused attempt in the store's refusals and return the 403 to raise."""
+    store = await services.store()
+    await asyncio.to_thread(
+        _record,
+        store,
+        principal=principal,
+        rule=rule,
+        reason=reason,
+        would_pass=would_pass,
+        action=action,
+        subject=subject,
+        request=request,
+    )
+    return Forbidden(rule=rule, reason=reason, would_pass=would_pass)
+
+
+async def require(
+    services: Services, principal: Principal, capability: Capability, *, action: str, subject: str
+) -> None:
+    """Raise a recorded 403 unless the principal holds `capability`."""
+    if principal.can(capability):
+        return
+    needed = "an approver or admin" if capability == "approver" else f"an {capability}"
+    raise await forbid(
+        services,
+        principal,
+        rule="auth.role",
+        reason=f"{action} needs {needed} token; {principal.label} holds "
+        f"{', '.join(sorted(principal.capabilities)) or 'no capability'}",
+        would_pass=f"the same call with {needed} token",
+        action=action,
+        subject=subject,
+    )
+
+
+def _record(
+    store: Store,
+    *,
+    principal: Principal,
+    rule: str,
+    reason: str,
+    would_pass: str,
+    action: str,
+    subject: str,
+    request: ChangeRequest | None,
+) -> None:
+    """One refusal row: the caller as `agent_id`, what it tried as the target label."""
+    at = datetime.now(UTC)
+    who = principal.agent_id or principal.name
+    attempt: dict[str, Any] = {
+        "action": action,
+        "subject": subject,
+        "token_id": principal.token_id,
+        "token_name": principal.name,
+        "token_role": principal.role,
+    }
+    if request is not None:
+        attempt["request"] = redact_request(request).model_dump(mode="json")
+    digest = hashlib.sha256(f"{action}\0{subject}\0{principal.token_id}".encode()).hexdigest()
+    with store.session() as session:
+        session.add(
+            RefusalRow(
+                at=at,
+                agent_id=who,
+                target_label=subject,
+                rule=rule,
+                reason=reason,
+                would_pass=would_pass,
+                fingerprint=digest[:16],
+                request=attempt,
+            )
+        )
+
+
+def ensure_first_approver(store: Store) -> str | None:
+    """Issue a `local-admin` token when no approver or admin token exists; return it once."""
+    with store.session() as session:
+        live = [row for row in list_tokens(session=session) if not row.revoked]
+        if any(Principal.of(row).can("approver") for row in live):
+            return None
+        return create_token(session=session, name="local-admin", role="admin")

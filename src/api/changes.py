@@ -1,0 +1,291 @@
+"""`/api/v1/changes`: submit, list, read, decide and control changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from changegate.api.auth import CurrentPrincipal, Principal, forbid, require
+from changegate.api.errors import ApiError
+from changegate.api.schemas import (
+    ChangeLinks,
+    ChangeListItem,
+    ControlBody,
+    ControlResponse,
+    DecisionBody,
+    DecisionResponse,
+    SubmitResponse,
+    WhoAmI,
+    error_responses,
+)
+from changegate.api.state import Services, services
+from changegate.client import ChangeNotFound
+from changegate.models import (
+    ChangeRequest,
+    ChangeStatus,
+    Control,
+    DecisionRequest,
+    DecisionVerdict,
+    Stage,
+)
+
+__all__ = ["ChangeId", "change_links", "decide", "router", "visible_status"]
+
+router = APIRouter(
+    prefix="/api/v1", tags=["changes"], responses=error_responses(401, 403, 413, 422, 500, 503)
+)
+
+ChangeId = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+]
+_Filter = Annotated[str | None, Query(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+_WOULD_PASS = {
+    "approval.self": "an approval by an approver other than the proposing agent",
+    "approval.on_behalf_of": "an approval by someone other than the human the agent acts for",
+    "approval.not_an_approver": "a token named after an approver the policy lists",
+    "approval.role": "an approval by an approver holding one of the tier's roles",
+    "approval.duplicate": "an approval by another approver",
+}
+
+
+def change_links(services: Services, change_id: str) -> ChangeLinks:
+    """The API paths, approval page and Temporal web UI page of a change."""
+    base = f"/api/v1/changes/{change_id}"
+    return ChangeLinks(
+        status=base,
+        approve=f"{base}/approve",
+        reject=f"{base}/reject",
+        page=f"/ui/changes/{change_id}",
+        workflow=services.settings.workflow_url(change_id),
+    )
+
+
+@router.get("/whoami", response_model=WhoAmI)
+async def whoami(principal: CurrentPrincipal) -> WhoAmI:
+    """The caller, as its token identifies it."""
+    return WhoAmI(
+        token_id=principal.token_id,
+        name=principal.name,
+        role=principal.role,
+        agent_id=principal.agent_id,
+        capabilities=sorted(principal.capabilities),
+    )
+
+
+@router.post(
+    "/changes",
+    status_code=201,
+    response_model=SubmitResponse,
+    responses=error_responses(409, 429),
+)
+async def submit(
+    request: Request, response: Response, body: ChangeRequest, principal: CurrentPrincipal
+) -> SubmitResponse:
+    """Submit a change request; it passes admission or is refused with the rule that says no."""
+    svc = services(request)
+    subject = f"target:{body.target.label()}"
+    await require(svc, principal, "agent", action="submit", subject=subject)
+    if not principal.can("admin") and principal.agent_id != body.agent.agent_id:
+        raise await forbid(
+            svc,
+            principal,
+            rule="auth.agent_id",
+            reason=f"token {principal.name!r} acts as agent {principal.agent_id!r}, but the "
+            f"request names agent {body.agent.agent_id!r}",
+            would_pass=f"the same request with agent.agent_id {principal.agent_id!r}",
+            action="submit",
+            subject=subject,
+            request=body,
+        )
+    change_id = await svc.changes.submit(body)
+    response.headers["Location"] = f"/api/v1/changes/{change_id}"
+    return SubmitResponse(change_id=change_id, links=change_links(svc, change_id))
+
+
+@router.get("/changes", response_model=list[ChangeListItem])
+async def list_changes(
+    request: Request,
+    principal: CurrentPrincipal,
+    agent: _Filter = None,
+    target: _Filter = None,
+    stage: Stage | None = None,
+    pending: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[ChangeListItem]:
+    """Changes, newest first; an agent token sees only its own agent's changes."""
+    svc = services(request)
+    if not principal.can("approver"):
+        if agent is not None and agent != principal.agent_id:
+            raise await forbid(
+                svc,
+                principal,
+                rule="auth.owner",
+                reason=f"token {principal.name!r} may list only agent "
+                f"{principal.agent_id!r}'s changes, not {agent!r}'s",
+                would_pass=f"agent={principal.agent_id} or no agent filter",
+                action="list",
+                subject=f"agent:{agent}",
+            )
+        agent = principal.agent_id
+    if pending:
+        stage = Stage.AWAITING_APPROVAL
+    clauses = [
+        f"{key} = '{_quoted(value)}'"
+        for key, value in (("ChangeAgent", agent), ("ChangeTarget", target), ("ChangeStage", stage))
+        if value
+    ]
+    refs = await svc.changes.list(query=" AND ".join(clauses), limit=limit)
+    return [
+        ChangeListItem(
+            change_id=r.change_id,
+            workflow_status=r.status,
+            agent=r.agent,
+            target=r.target,
+            stage=r.stage,
+        )
+        for r in refs
+    ]
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+async def visible_status(svc: Services, principal: Principal, change_id: str) -> ChangeStatus:
+    """The change's status, if the principal may read it (an agent reads only its own)."""
+    status = await svc.changes.status(change_id)
+    if not principal.can("approver") and status.request.agent.agent_id != principal.agent_id:
+        raise await forbid(
+            svc,
+            principal,
+            rule="auth.owner",
+            reason=f"{change_id} was proposed by {status.request.agent.agent_id}; token "
+            f"{principal.name!r} reads only agent {principal.agent_id!r}'s changes",
+            would_pass="an approver or admin token",
+            action="read",
+            subject=f"change:{change_id}",
+        )
+    return status
+
+
+@router.get("/changes/{change_id}", response_model=ChangeStatus, responses=error_responses(404))
+async def get_change(
+    request: Request, change_id: ChangeId, principal: CurrentPrincipal
+) -> ChangeStatus:
+    """A change's full status: stage, summary, findings, units, approvals and timeline."""
+    return await visible_status(services(request), principal, change_id)
+
+
+async def decide(
+    svc: Services, principal: Principal, change_id: str, verdict: DecisionVerdict, reason: str
+) -> DecisionResponse:
+    """Send the principal's decision; 409 naming the rule when it does not count."""
+    await require(svc, principal, "approver", action=verdict, subject=f"change:{change_id}")
+    try:
+        judgement = await svc.changes.decide(
+            change_id, DecisionRequest(actor=principal.name, verdict=verdict, reason=reason)
+        )
+    except ChangeNotFound as exc:
+        ended = await _ended(svc, change_id)
+        if ended is None:
+            raise
+        raise ended from exc
+    if not judgement.counted:
+        rule = judgement.rule or "approval"
+        raise ApiError(
+            409, rule=rule, reason=judgement.reason, would_pass=_WOULD_PASS.get(rule, "")
+        )
+    return DecisionResponse(
+        change_id=change_id,
+        verdict=verdict,
+        actor=principal.name,
+        counted=True,
+        reason=judgement.reason,
+    )
+
+
+async def _ended(svc: Services, change_id: str) -> ApiError | None:
+    try:
+        status = await svc.changes.status(change_id)
+    except ChangeNotFound:
+        return None
+    outcome = status.outcome.value if status.outcome else "already"
+    return ApiError(
+        409,
+        rule="change.ended",
+        reason=f"{change_id} has ended ({outcome}); it takes no more decisions or controls",
+        would_pass="a new change request",
+    )
+
+
+@router.post(
+    "/changes/{change_id}/approve",
+    response_model=DecisionResponse,
+    responses=error_responses(404, 409),
+)
+async def approve(
+    request: Request,
+    change_id: ChangeId,
+    principal: CurrentPrincipal,
+    body: DecisionBody | None = None,
+) -> DecisionResponse:
+    """Approve as the token's holder; any `actor` in the body is ignored."""
+    reason = body.reason if body else ""
+    return await decide(services(request), principal, change_id, "approve", reason)
+
+
+@router.post(
+    "/changes/{change_id}/reject",
+    response_model=DecisionResponse,
+    responses=error_responses(404, 409),
+)
+async def reject(
+    request: Request,
+    change_id: ChangeId,
+    principal: CurrentPrincipal,
+    body: DecisionBody | None = None,
+) -> DecisionResponse:
+    """Reject as the token's holder; any `actor` in the body is ignored."""
+    reason = body.reason if body else ""
+    return await decide(services(request), principal, change_id, "reject", reason)
+
+
+def _control_route(verb: Literal["pause", "resume", "abort"], doc: str) -> None:
+    async def control(
+        request: Request,
+        change_id: ChangeId,
+        principal: CurrentPrincipal,
+        body: ControlBody | None = None,
+    ) -> ControlResponse:
+        svc = services(request)
+        await require(svc, principal, "approver", action=verb, subject=f"change:{change_id}")
+        signal = getattr(svc.changes, verb)
+        try:
+            await signal(
+                change_id, Control(actor=principal.name, reason=body.reason if body else "")
+            )
+        except ChangeNotFound as exc:
+            ended = await _ended(svc, change_id)
+            if ended is None:
+                raise
+            raise ended from exc
+        return ControlResponse(change_id=change_id, sent=verb, actor=principal.name)
+
+    control.__doc__ = doc
+    router.add_api_route(
+        f"/changes/{{change_id}}/{verb}",
+        control,
+        methods=["POST"],
+        status_code=202,
+        response_model=ControlResponse,
+        responses=error_responses(404, 409),
+        name=verb,
+        summary=doc.rstrip("."),
+    )
+
+
+_control_route("pause", "Hold a change at its next safe point.")
+_control_route("resume", "Continue a held change where it stopped.")
+_control_route("abort", "Abort a change; whatever was applied is rolled back.")

@@ -1,0 +1,203 @@
+"""The API's one error boundary: every failure becomes a status and a named-rule body.
+
+    ApiError                  a refusal the API itself decides, with its status and rule
+    ├── Unauthenticated       401: no token, or one that was never issued or is revoked
+    └── Forbidden             403: the token's role or agent does not allow the call
+
+Errors from below are mapped here and nowhere else: `AdmissionRefused` (403/409/422/429 by
+rule), `ChangeNotFound` (404), `TemporalUnreachable` and Temporal RPC errors (503), request
+validation (422 with field paths), Starlette's HTTP errors (401-413) and anything else
+(500). Every body has the shape `{"error": {"rule": ..., "reason": ..., "would_pass": ...}}`;
+pages under `/ui` get the same content as HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
+
+from changegate.admission import AdmissionRefused
+from changegate.api.pages import render
+from changegate.client import ChangeNotFound, TemporalUnreachable
+
+__all__ = [
+    "ApiError",
+    "Forbidden",
+    "Unauthenticated",
+    "admission_status",
+    "install_error_handlers",
+]
+
+_HTTP_RULES = {
+    400: ("request.malformed", "send a well-formed HTTP request"),
+    401: ("auth.token", "send `Authorization: Bearer <token>` with a token from an admin"),
+    403: ("auth.role", "use a token whose role allows this call"),
+    404: ("not_found", "see /openapi.json for the API's paths"),
+    405: ("method_not_allowed", "see /openapi.json for the methods each path accepts"),
+    413: ("request.size", "send a smaller body"),
+    415: ("request.media_type", "send JSON with `Content-Type: application/json`"),
+}
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status, a rule name, why, and what would pass."""
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        rule: str,
+        reason: str,
+        would_pass: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Carry everything the error body needs."""
+        super().__init__(reason)
+        self.status = status
+        self.rule = rule
+        self.reason = reason
+        self.would_pass = would_pass
+        self.headers = dict(headers or {})
+
+
+class Unauthenticated(ApiError):
+    """401: the request carries no valid token."""
+
+    def __init__(self, reason: str) -> None:
+        """Refuse with `WWW-Authenticate: Bearer` so clients know what to send."""
+        super().__init__(
+            401,
+            rule="auth.token",
+            reason=reason,
+            would_pass=_HTTP_RULES[401][1],
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class Forbidden(ApiError):
+    """403: the token is valid but may not do this."""
+
+    def __init__(self, *, rule: str, reason: str, would_pass: str) -> None:
+        """Refuse under `rule` (`auth.role`, `auth.agent_id`, `auth.owner`)."""
+        super().__init__(403, rule=rule, reason=reason, would_pass=would_pass)
+
+
+def admission_status(rule: str) -> int:
+    """The HTTP status of an admission refusal by its rule name."""
+    if rule.startswith("scope.") or rule == "blast_radius":
+        return 403
+    if rule.startswith("rate."):
+        return 429
+    if rule.startswith("secrets."):
+        return 422
+    return 409
+
+
+def error_body(
+    *, rule: str, reason: str, would_pass: str = "", **extra: Any
+) -> dict[str, dict[str, Any]]:
+    """The one error body shape."""
+    return {"error": {"rule": rule, "reason": reason, "would_pass": would_pass, **extra}}
+
+
+def _field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    fields = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ())]
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        path = ".".join(loc) or "(body)"
+        got = "" if err.get("type") == "missing" else f" (got {_short(err.get('input'))})"
+        fields.append({"path": path, "message": f"{err.get('msg', 'invalid')}{got}"})
+    return fields
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _respond(
+    request: Request,
+    status: int,
+    body: dict[str, dict[str, Any]],
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    if request.url.path.startswith("/ui"):
+        context = {"status": status, "error": body["error"]}
+        return render(request, "error.html", context, status=status)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error the API can meet to its status and body, in one place."""
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+        return _respond(request, exc.status, body, exc.headers)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AdmissionRefused)
+        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+        return _respond(request, admission_status(exc.rule), body)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        body = error_body(
+            rule="not_found", reason=str(exc), would_pass="GET /api/v1/changes lists changes"
+        )
+        return _respond(request, 404, body)
+
+    async def unreachable(request: Request, exc: Exception) -> Response:
+        reason = exc.message if isinstance(exc, RPCError) else str(exc)
+        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            body = error_body(rule="request.invalid", reason=f"Temporal refused it: {reason}")
+            return _respond(request, 422, body)
+        body = error_body(
+            rule="temporal.unavailable",
+            reason=f"Temporal did not answer: {reason}",
+            would_pass="the same request once Temporal is reachable",
+        )
+        return _respond(request, 503, body, {"Retry-After": "5"})
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        fields = _field_errors(exc.errors())
+        first = f"{fields[0]['path']}: {fields[0]['message']}" if fields else "invalid request"
+        body = error_body(
+            rule="schema",
+            reason=f"{len(fields)} problem(s) in the request; first: {first}",
+            would_pass="a request matching the schema published at /openapi.json",
+            fields=fields,
+        )
+        return _respond(request, 422, body)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        rule, would_pass = _HTTP_RULES.get(exc.status_code, ("http", ""))
+        body = error_body(rule=rule, reason=str(exc.detail), would_pass=would_pass)
+        return _respond(request, exc.status_code, body, exc.headers)
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        body = error_body(
+            rule="internal",
+            reason=f"the server failed on this request ({type(exc).__name__}); the server "
+            "logs it with its traceback",
+            would_pass="the same request may pass later; report it if it does not",
+        )
+        return _respond(request, 500, body)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(AdmissionRefused, refused)
+    app.add_exception_handler(ChangeNotFound, not_found)
+    app.add_exception_handler(TemporalUnreachable, unreachable)
+    app.add_exception_handler(RPCError, unreachable)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, crashed)

@@ -1,0 +1,99 @@
+"""`/api/v1/incidents` and `/api/v1/killswitches`: what went wrong, and the stops."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+
+from changegate.api.auth import CurrentPrincipal, forbid, require
+from changegate.api.errors import ApiError
+from changegate.api.schemas import (
+    IncidentDetail,
+    IncidentItem,
+    KillSwitchAction,
+    KillSwitchItem,
+    KillSwitchReportBody,
+    error_responses,
+)
+from changegate.api.state import services
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v1", tags=["operations"], responses=error_responses(401, 403, 413, 422, 500)
+)
+
+IncidentId = Annotated[str, Path(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+@router.get("/incidents", response_model=list[IncidentItem])
+async def list_incidents(
+    request: Request, principal: CurrentPrincipal, open_only: bool = False
+) -> list[IncidentItem]:
+    """Incidents, newest first; an agent token sees only its own agent's."""
+    found = await services(request).operations.incidents(open_only=open_only)
+    if not principal.can("approver"):
+        found = [i for i in found if i.agent_id == principal.agent_id]
+    return [IncidentItem.model_validate(i, from_attributes=True) for i in found]
+
+
+@router.get(
+    "/incidents/{incident_id}", response_model=IncidentDetail, responses=error_responses(404)
+)
+async def get_incident(
+    request: Request, incident_id: IncidentId, principal: CurrentPrincipal
+) -> IncidentDetail:
+    """One incident with its pre-filled post-incident review (Markdown)."""
+    svc = services(request)
+    found = await svc.operations.incident(incident_id)
+    if found is None:
+        raise ApiError(
+            404,
+            rule="not_found",
+            reason=f"no incident {incident_id!r}",
+            would_pass="GET /api/v1/incidents lists them",
+        )
+    if not principal.can("approver") and found.agent_id != principal.agent_id:
+        raise await forbid(
+            svc,
+            principal,
+            rule="auth.owner",
+            reason=f"{incident_id} concerns agent {found.agent_id}; token {principal.name!r} "
+            f"reads only agent {principal.agent_id!r}'s incidents",
+            would_pass="an approver or admin token",
+            action="read",
+            subject=f"incident:{incident_id}",
+        )
+    return IncidentDetail.model_validate(found, from_attributes=True)
+
+
+@router.get("/killswitches", response_model=list[KillSwitchItem])
+async def list_kill_switches(request: Request, principal: CurrentPrincipal) -> list[KillSwitchItem]:
+    """Every kill switch ever set, engaged or not, global first."""
+    svc = services(request)
+    await require(svc, principal, "approver", action="list kill switches", subject="killswitches")
+    switches = await svc.operations.kill_switches()
+    return [KillSwitchItem.model_validate(s, from_attributes=True) for s in switches]
+
+
+@router.post("/killswitches", response_model=KillSwitchReportBody)
+async def set_kill_switch(
+    request: Request, body: KillSwitchAction, principal: CurrentPrincipal
+) -> KillSwitchReportBody:
+    """Engage a switch (pause or abort every running change in scope) or release it."""
+    svc = services(request)
+    subject = f"killswitch:{body.scope}"
+    await require(svc, principal, "approver", action=f"{body.action} kill switch", subject=subject)
+    ops = svc.operations
+    if body.action == "engage":
+        report = await ops.engage(body.scope, body.mode, actor=principal.name, reason=body.reason)
+    else:
+        report = await ops.release(body.scope, actor=principal.name, reason=body.reason)
+    return KillSwitchReportBody(
+        scope=report.scope,
+        mode=report.mode,
+        engaged=report.engaged,
+        actor=principal.name,
+        reached=report.reached,
+    )

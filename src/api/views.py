@@ -1,0 +1,141 @@
+"""What the approval pages show, computed from a change's status: plain values, no HTML."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import JsonValue
+
+from changegate.models import ChangeStatus, Stage
+from changegate.policy import Policy
+
+__all__ = ["age", "blast_radius", "change_page", "live", "pending_row", "state_label"]
+
+
+def state_label(status: ChangeStatus) -> str:
+    """`DONE`, or the stage with `(paused)` while it runs."""
+    if status.outcome is not None:
+        return status.outcome.value
+    return status.stage.value + (" (paused)" if status.paused else "")
+
+
+def age(since: datetime | None, now: datetime) -> str:
+    """A short age such as `4m 10s` or `2h 5m`."""
+    if since is None:
+        return "?"
+    seconds = max(0, int((now - since).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86_400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86_400}d {seconds % 86_400 // 3600}h"
+
+
+def _submitted(status: ChangeStatus) -> datetime | None:
+    return status.timeline[0].at if status.timeline else None
+
+
+def _value(value: JsonValue) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _approvals(status: ChangeStatus) -> str:
+    return f"{len(status.approvals)}/{status.approvals_required}"
+
+
+def pending_row(status: ChangeStatus, *, now: datetime) -> dict[str, Any]:
+    """One row of the pending list."""
+    req = status.request
+    intent = req.intent if len(req.intent) <= 140 else req.intent[:137] + "..."
+    return {
+        "change_id": status.change_id,
+        "tier": status.risk.tier if status.risk else "unassessed",
+        "age": age(_submitted(status), now),
+        "agent": req.agent.agent_id,
+        "target": req.target.label(),
+        "operation": req.change.operation,
+        "approvals": _approvals(status),
+        "intent": intent,
+        "deadline": status.approval_deadline,
+    }
+
+
+def blast_radius(status: ChangeStatus, *, policy: Policy) -> dict[str, Any]:
+    """Units the change touches out of the target's, and the targets tied to it."""
+    label = status.request.target.label()
+    touched = [u.unit_id for u in status.plan.units()] if status.plan else []
+    total = len(status.observation.units) if status.observation else None
+    return {
+        "target": label,
+        "touched": touched,
+        "total": total,
+        "reversible": status.plan.reversible if status.plan else None,
+        "depends_on": sorted(policy.topology.get(label, [])),
+        "dependents": sorted(t for t, needs in policy.topology.items() if label in needs),
+    }
+
+
+def change_page(status: ChangeStatus, *, policy: Policy, now: datetime) -> dict[str, Any]:
+    """Everything the change page renders, as plain values the template escapes."""
+    req = status.request
+    plan = [
+        {
+            "phase": u.phase,
+            "unit_id": u.unit_id,
+            "change": ", ".join(
+                f"{k}: {_value(u.before.get(k))} → {_value(v)}" for k, v in sorted(u.after.items())
+            ),
+        }
+        for u in (status.plan.units() if status.plan else [])
+    ]
+    return {
+        "change_id": status.change_id,
+        "state": state_label(status),
+        "awaiting": status.stage == Stage.AWAITING_APPROVAL and status.outcome is None,
+        "ended": status.ended,
+        "agent": req.agent,
+        "intent": req.intent,
+        "target": req.target.label(),
+        "operation": req.change.operation,
+        "parameters": [(k, _value(v)) for k, v in sorted(req.change.parameters.items())],
+        "assumptions": [(k, _value(v)) for k, v in req.assumptions.items()],
+        "evidence": req.evidence,
+        "risk": status.risk,
+        "approvals": _approvals(status),
+        "approvers": [(d.actor, d.reason) for d in status.approvals],
+        "deadline": status.approval_deadline,
+        "age": age(_submitted(status), now),
+        "findings": status.findings,
+        "summary": status.summary,
+        "blast": blast_radius(status, policy=policy),
+        "plan": plan,
+        "halt_reason": status.halt_reason,
+        "incident_id": status.incident_id,
+        **live(status),
+    }
+
+
+def live(status: ChangeStatus) -> dict[str, Any]:
+    """What changes while a change runs: state, approvals, units and timeline."""
+    return {
+        "state": state_label(status),
+        "ended": status.ended,
+        "awaiting": status.stage == Stage.AWAITING_APPROVAL and status.outcome is None,
+        "approvals": _approvals(status),
+        "units": [
+            {"unit_id": u.unit_id, "phase": u.phase, "status": u.status, "detail": u.detail or ""}
+            for u in status.units
+        ],
+        "timeline": [
+            {
+                "at": e.at.strftime("%H:%M:%S"),
+                "stage": e.stage.value,
+                "kind": e.kind,
+                "message": e.message,
+                "actor": e.actor or "",
+            }
+            for e in status.timeline
+        ],
+    }

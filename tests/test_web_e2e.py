@@ -1,0 +1,204 @@
+"""The approval page in real headless Chromium: log in, read a change, approve it; no XSS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from changegate.api import running_api
+from changegate.client import ChangeClient
+from changegate.models import ChangeRequest, Control, Outcome, Stage
+from changegate.settings import Settings
+from changegate.store import Store, create_token, get_change
+from tests.support import make_request, wait_for_stage, wait_until
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAYLOAD = '<script>window.pwned=1</script><img src=x onerror="window.pwned=1">'
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's retrying assertions (imported late: the package may be absent)."""
+    from playwright.async_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def _missing_browser() -> str | None:
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright; skipped locally if absent, never in CI."""
+    missing = _missing_browser()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the web tests must run in CI: {missing}")
+        pytest.skip(missing)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture(scope="module")
+async def site(client: Client, settings: Settings, worker: Worker) -> AsyncIterator[str]:
+    """The API and approval page on a free loopback port, on the session's loop and worker."""
+    changes = ChangeClient(client, settings)
+    try:
+        async with running_api(settings=settings, changes=changes, port=0) as base:
+            yield base
+    finally:
+        changes.close()
+
+
+@pytest.fixture(scope="module")
+def alice(store: Store) -> str:
+    with store.session() as session:
+        return create_token(session=session, name="alice", role="approver", roles=["sre", "dev"])
+
+
+@pytest.fixture
+async def page(browser: Browser, site: str, alice: str) -> AsyncIterator[Page]:
+    """A fresh browser context logged in as alice through the login form."""
+    context = await browser.new_context(base_url=site, viewport={"width": 1200, "height": 900})
+    opened = await context.new_page()
+    try:
+        await opened.goto("/ui/login")
+        await opened.fill("#token", alice)
+        await opened.click("button[type=submit]")
+        await opened.wait_for_url(f"{site}/ui/")
+        assert "signed in as alice (approver)" in (await opened.text_content("header") or "")
+        yield opened
+    finally:
+        await context.close()
+
+
+async def released(store: Store, change_id: str) -> None:
+    """Until the audit store records the change as ended, freeing its target."""
+
+    def ended() -> bool:
+        with store.session() as session:
+            row = get_change(session=session, change_id=change_id)
+            return row is not None and row.outcome is not None
+
+    await wait_until(ended, within=60, interval=0.2, what=f"{change_id} released")
+
+
+async def test_an_approver_approves_from_the_page_and_the_change_runs(
+    page: Page,
+    changes: ChangeClient,
+    settings: Settings,
+    store: Store,
+    tmp_path: Path,
+) -> None:
+    change_id = await changes.submit(make_request(agent_id="web-agent"))
+    await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+
+    link = f"a[href='/ui/changes/{change_id}']"
+
+    async def listed() -> bool:
+        await page.goto("/ui/")
+        return await page.locator(f"table {link}").count() > 0
+
+    await wait_until(listed, within=20, interval=0.5, what="the change on the pending page")
+    row = page.locator("tr", has=page.locator(link))
+    assert "web-agent" in (await row.first.inner_text())
+    await page.screenshot(path=str(tmp_path / "pending.png"), full_page=True)
+    await page.locator(link).first.click()
+    await page.wait_for_url(f"**/ui/changes/{change_id}")
+
+    assert await page.text_content("#state") == Stage.AWAITING_APPROVAL.value
+    assert "What the agent did not know" in (await page.text_content("#findings") or "")
+    assert "CHANGE " + change_id in (await page.text_content("#summary") or "")
+    assert await page.locator("#plan tbody tr").count() == 4
+    workflow = page.locator("a", has_text="Temporal web UI")
+    assert await workflow.get_attribute("href") == settings.workflow_url(change_id)
+    await page.screenshot(path=str(tmp_path / "change-page.png"), full_page=True)
+
+    await page.fill("#comment", "pool math checks out")
+    await page.click("#approve")
+    await page.wait_for_url(f"**/ui/changes/{change_id}")
+    assert "approve by alice counted" in await page.inner_text(".flash-ok")
+
+    async def moved_on() -> bool:
+        status = await changes.status(change_id)
+        return status.stage in (Stage.CANARY, Stage.ROLLOUT, Stage.VERIFY, Stage.ENDED)
+
+    await wait_until(moved_on, within=30, what="the change to leave AWAITING_APPROVAL")
+    final = await changes.wait(change_id)
+    assert final.outcome == Outcome.DONE, final.timeline
+    assert [d.actor for d in final.approvals] == ["alice"]
+    assert final.approvals[0].reason == "pool math checks out"
+
+    # The open page follows the change live, without a reload.
+    await expect(page.locator("#state")).to_have_text("DONE", timeout=20_000)
+    await expect(page.locator("#live-note")).to_have_text("ended")
+    await expect(page.locator("#timeline tr")).to_have_count(len(final.timeline))
+    await expect(page.locator("#decide")).to_be_hidden()
+    await released(store, change_id)
+
+
+async def test_agent_text_renders_as_text_never_as_markup(
+    page: Page, changes: ChangeClient, store: Store, tmp_path: Path
+) -> None:
+    data = make_request(
+        service="payments",
+        parameters={"log_level": "error"},
+        assumptions={},
+        agent_id="web-agent",
+    ).model_dump(mode="json")
+    data["intent"] = f"Quiet the logs {PAYLOAD}"
+    data["evidence"] = [{"source": "the agent's notes", "excerpt": f"read this {PAYLOAD}"}]
+    change_id = await changes.submit(ChangeRequest.model_validate(data))
+    try:
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        await page.goto(f"/ui/changes/{change_id}")
+        # Once the live poller has replaced the tables, they must still hold only text.
+        await expect(page.locator("#live-note")).to_contain_text("updated", timeout=10_000)
+
+        assert PAYLOAD in (await page.text_content("#intent") or "")
+        assert PAYLOAD in await page.inner_text("#agent")
+        assert PAYLOAD in (await page.text_content("#summary") or "")
+        assert await page.evaluate("typeof window.pwned") == "undefined"
+        scripts: list[dict[str, Any]] = await page.evaluate(
+            "Array.from(document.scripts).map(s => ({src: s.src, text: s.textContent}))"
+        )
+        assert len(scripts) == 1 and "pwned" not in scripts[0]["text"]
+        assert await page.locator("img").count() == 0
+        await page.screenshot(path=str(tmp_path / "hostile-change.png"), full_page=True)
+    finally:
+        await changes.abort(change_id, Control(actor="test", reason="test over"))
+        await released(store, change_id)
