@@ -132,15 +132,7 @@ async def watch(ctx: Context, change_id: str) -> None:
             if ctx.as_json:
                 click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
             else:
-                click.echo(
-                    timeline_line(
-                        event.at.strftime("%H:%M:%S"),
-                        event.stage.value,
-                        event.kind,
-                        event.message,
-                        event.actor,
-                    )
-                )
+                click.echo(timeline_line(event))
         printed = len(status.timeline)
         final = status
     if final is not None:

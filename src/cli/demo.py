@@ -29,13 +29,7 @@ def _say(message: str) -> None:
 
 def _event(change_id: str, status: ChangeStatus, printed: int) -> None:
     for event in status.timeline[printed:]:
-        line = timeline_line(
-            event.at.strftime("%H:%M:%S"),
-            event.stage.value,
-            event.kind,
-            event.message,
-            event.actor,
-        )
+        line = timeline_line(event)
         click.echo(click.style(change_id, fg="cyan") + line)
 
 
@@ -71,16 +65,7 @@ async def demo(ctx: Context, embedded: bool) -> None:
             click.echo(f"    {act.title}; web UI: {settings.workflow_url(status.change_id)}")
             for event in status.timeline:
                 if event.kind not in _QUIET:
-                    click.echo(
-                        "  "
-                        + timeline_line(
-                            event.at.strftime("%H:%M:%S"),
-                            event.stage.value,
-                            event.kind,
-                            event.message,
-                            event.actor,
-                        )
-                    )
+                    click.echo("  " + timeline_line(event))
     if not story_holds(results):
         click.echo(click.style("the demo's story did not hold", fg="red"), err=True)
         raise SystemExit(EXIT_OUTCOME)

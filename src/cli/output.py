@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from changegate.models import ChangeStatus, Outcome
+from changegate.models import ChangeStatus, Outcome, TimelineEvent
 
 OUTCOME_COLOUR = {
     Outcome.DONE: "green",
@@ -62,18 +62,11 @@ def show_status(status: ChangeStatus, *, ui_url: str) -> None:
         )
     click.echo("\nTIMELINE")
     for event in status.timeline:
-        click.echo(
-            timeline_line(
-                event.at.strftime("%H:%M:%S"),
-                event.stage.value,
-                event.kind,
-                event.message,
-                event.actor,
-            )
-        )
+        click.echo(timeline_line(event))
 
 
-def timeline_line(at: str, stage: str, kind: str, message: str, actor: str | None) -> str:
+def timeline_line(event: TimelineEvent) -> str:
     """One timeline event on one line."""
-    who = f" [{actor}]" if actor else ""
-    return f"  {at}  {stage:<17} {kind:<16} {message}{who}"
+    who = f" [{event.actor}]" if event.actor else ""
+    at = event.at.strftime("%H:%M:%S")
+    return f"  {at}  {event.stage.value:<17} {event.kind:<16} {event.message}{who}"

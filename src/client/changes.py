@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -116,14 +117,8 @@ class ChangeClient:
 
     async def status(self, change_id: str) -> ChangeStatus:
         """The change's full status (works for running and ended changes)."""
-        try:
+        with _not_found(f"no change {change_id!r} in namespace {self._settings.namespace!r}"):
             status: ChangeStatus = await self._handle(change_id).query(ChangeWorkflow.status)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise ChangeNotFound(
-                    f"no change {change_id!r} in namespace {self._settings.namespace!r}"
-                ) from exc
-            raise
         return status
 
     async def approve(self, change_id: str, decision: Decision) -> DecisionJudgement:
@@ -142,16 +137,10 @@ class ChangeClient:
 
     async def decide(self, change_id: str, request: DecisionRequest) -> DecisionJudgement:
         """Send a decision as an update and return the workflow's judgement of it."""
-        try:
+        with _not_found(_NOT_RUNNING.format(change_id=change_id)):
             judgement: DecisionJudgement = await self._handle(change_id).execute_update(
                 ChangeWorkflow.decide, request
             )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise ChangeNotFound(
-                    f"no running change {change_id!r}: it does not exist or has already ended"
-                ) from exc
-            raise
         return judgement
 
     async def pause(self, change_id: str, control: Control) -> None:
@@ -204,11 +193,19 @@ class ChangeClient:
         return self._client.get_workflow_handle_for(ChangeWorkflow.run, change_id)
 
     async def _signal(self, change_id: str, signal: object, arg: Decision | Control) -> None:
-        try:
+        with _not_found(_NOT_RUNNING.format(change_id=change_id)):
             await self._handle(change_id).signal(signal, arg)  # type: ignore[call-overload]
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise ChangeNotFound(
-                    f"no running change {change_id!r}: it does not exist or has already ended"
-                ) from exc
-            raise
+
+
+_NOT_RUNNING = "no running change {change_id!r}: it does not exist or has already ended"
+
+
+@contextmanager
+def _not_found(message: str) -> Iterator[None]:
+    """Temporal's NOT_FOUND as `ChangeNotFound` with `message`; other errors unchanged."""
+    try:
+        yield
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ChangeNotFound(message) from exc
+        raise
