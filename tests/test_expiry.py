@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -14,7 +17,7 @@ from changegate.models import Decision, Outcome, Stage
 from changegate.runtime import find_binary
 from changegate.settings import Settings
 from changegate.worker import running_worker
-from tests.support import Fleet, make_request, wait_for_stage
+from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +68,56 @@ async def test_approval_inside_the_deadline_is_not_expired(
         await changes.reject(change_id, Decision(actor="alice", reason="not now"))
         final = await changes.wait(change_id)
     assert final.outcome == Outcome.REJECTED
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    """A loopback HTTP receiver that records the JSON bodies posted to it."""
+    received: list[dict[str, object]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/escalate", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_a_change_nobody_decides_on_is_escalated_before_it_expires(
+    skipping: WorkflowEnvironment,
+    fleet: Fleet,
+    settings: Settings,
+    webhook: tuple[str, list[dict[str, object]]],
+) -> None:
+    url, received = webhook
+    changes, own = await _changes(skipping, fleet, settings)
+    own = own.model_copy(update={"escalation_webhook": url})
+    changes = ChangeClient(skipping.client, own)
+    request = make_request(rollout={"approval_timeout_seconds": 3600})
+    async with running_worker(skipping.client, own):
+        change_id = await changes.submit(request)
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        await skipping.sleep(2900)  # past 80% of the hour
+        await wait_until(lambda: bool(received), within=30, what="the escalation notice")
+        await changes.reject(change_id, Decision(actor="alice", reason="too late in the day"))
+        final = await changes.wait(change_id)
+    changes.close()
+    [notice] = received
+    assert notice["change_id"] == change_id
+    assert notice["approvals"] == 0 and notice["approvals_required"] == 1
+    assert 0 < float(str(notice["seconds_left"])) <= 720
+    assert final.outcome == Outcome.REJECTED
+    assert any(e.kind == "escalated" for e in final.timeline)

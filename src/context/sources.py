@@ -14,7 +14,6 @@ Sources are read inside the VALIDATE activity, never in the workflow.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Protocol
 
@@ -35,14 +34,6 @@ class ContextDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flags: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
-
-    def flags_for(self, target_label: str) -> dict[str, JsonValue]:
-        """Every flag whose glob matches the target, later globs overriding earlier ones."""
-        found: dict[str, JsonValue] = {}
-        for pattern, flags in self.flags.items():
-            if fnmatchcase(target_label, pattern):
-                found.update(flags)
-        return found
 
 
 class ContextSource(Protocol):
