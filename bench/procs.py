@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
+from changegate.errors import ConfigurationError
+from changegate.runtime import start_fleet as runtime_start_fleet
+from changegate.settings import Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -92,36 +93,12 @@ def stop(process: subprocess.Popen[bytes] | None, *, timeout: float = 10.0) -> N
 
 
 async def start_fleet(port: int, services: str, log_path: Path) -> subprocess.Popen[bytes]:
-    """The real fleet process with a 1 s health window; wait until /healthz answers."""
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "changegate.fleet",
-                "--port",
-                str(port),
-                "--window",
-                "1.0",
-                "--services",
-                services,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    async with httpx.AsyncClient(timeout=1.0) as http:
-        for _ in range(150):
-            if process.poll() is not None:
-                raise ProcessFailed(f"the fleet exited with {process.returncode}; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(f"{url}/healthz")).status_code == 200:
-                    return process
-            await asyncio.sleep(0.1)
-    stop(process)
-    raise ProcessFailed(f"the fleet did not answer at {url} within 15 s; see {log_path}")
+    """The fleet with `services` on `port`, with a 1 s health window; wait until it answers."""
+    settings = Settings(fleet_url=f"http://127.0.0.1:{port}")
+    try:
+        return await runtime_start_fleet(settings, log_path=log_path, services=services, window=1.0)
+    except ConfigurationError as exc:
+        raise ProcessFailed(str(exc)) from exc
 
 
 async def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

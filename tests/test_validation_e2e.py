@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import yaml
 from temporalio.client import Client
 
-import changegate.policy
 from changegate.client import ChangeClient
 from changegate.models import Control, Decision, Outcome, Stage
 from changegate.settings import Settings
 from changegate.worker import running_worker
+from tests.conftest import TEST_POLICY
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 OPS = Control(actor="test", reason="cleanup")
-DEFAULT_POLICY = Path(changegate.policy.__file__).parent / "default.yaml"
 
 
 async def test_maintenance_window_blocks_before_any_write(
@@ -159,8 +157,11 @@ async def strict_worker(
 ) -> AsyncIterator[Settings]:
     """A second worker, on its own queue, whose policy blocks stale assumptions."""
     policy = tmp_path_factory.mktemp("strict") / "policy.yaml"
-    data = yaml.safe_load(DEFAULT_POLICY.read_text())
-    data["findings"]["stale-assumption"] = "block"
+    # The session's test policy (its limits fit a whole test session), stale assumptions
+    # blocking, and no context sources (their relative paths would not resolve here).
+    data = yaml.safe_load(TEST_POLICY.read_text())
+    data["findings"] = {"stale-assumption": "block"}
+    data.pop("context_sources", None)
     policy.write_text(yaml.safe_dump(data))
     strict = settings.model_copy(
         update={"task_queue": f"strict-{uuid.uuid4().hex[:6]}", "policy_file": policy}

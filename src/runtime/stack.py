@@ -30,8 +30,18 @@ class Stack:
     parts: dict[str, str] = field(default_factory=dict)
 
 
-async def start_fleet(settings: Settings, *, log_path: Path) -> subprocess.Popen[bytes]:
-    """Run the demo fleet as its own process at `settings.fleet_url`; wait until it answers."""
+async def start_fleet(
+    settings: Settings,
+    *,
+    log_path: Path,
+    services: str | None = None,
+    window: float | None = None,
+) -> subprocess.Popen[bytes]:
+    """Run the demo fleet as its own process at `settings.fleet_url`; wait until it answers.
+
+    `services` (`name=count,...`) and `window` (seconds of health history) default to the
+    fleet's own defaults.
+    """
     url = urlparse(settings.fleet_url)
     host, port = url.hostname or "127.0.0.1", url.port or 8710
     if port_open(host, port):
@@ -39,13 +49,18 @@ async def start_fleet(settings: Settings, *, log_path: Path) -> subprocess.Popen
             f"something already listens on {host}:{port}; stop it or set CHANGEGATE_FLEET_URL"
         )
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "changegate.fleet", "--host", host, "--port", str(port)],
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "changegate.fleet", "--host", host, "--port", str(port)),
+                *(("--services", services) if services else ()),
+                *(("--window", str(window)) if window else ()),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     async with httpx.AsyncClient(timeout=1.0) as http:
         for _ in range(150):
             if process.poll() is not None:
