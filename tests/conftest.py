@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from changegate.api import running_api
 from changegate.client import ChangeClient
 from changegate.models import ChangeRequest, Outcome, Stage
 from changegate.runtime import find_binary
@@ -179,6 +180,17 @@ def changes(client: Client, settings: Settings, worker: Worker) -> Iterator[Chan
     changes = ChangeClient(client, settings)
     yield changes
     changes.close()
+
+
+@pytest.fixture(scope="session")
+async def api_url(client: Client, settings: Settings, worker: Worker) -> AsyncIterator[str]:
+    """The HTTP API and approval page on a free loopback port, on the session's loop."""
+    changes = ChangeClient(client, settings)
+    try:
+        async with running_api(settings=settings, changes=changes, port=0) as base:
+            yield base
+    finally:
+        changes.close()
 
 
 @pytest.fixture(scope="session")

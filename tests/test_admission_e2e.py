@@ -203,11 +203,13 @@ async def test_kill_switch_refuses_new_changes_until_released(
 ) -> None:
     ops = Operations(gated)
     await ops.engage("agent:agent-7", "pause", actor="oncall", reason="investigating")
-    err = await refused(gated, make_request())
+    err = await refused(gated, make_request(parameters={"log_level": "debug"}))
     assert err.rule == "kill_switch" and "oncall" in err.reason and "investigating" in err.reason
-    await admitted(gated, make_request(agent_id="agent-8"))  # another agent is not stopped
+    await admitted(
+        gated, make_request(agent_id="agent-8", parameters={"log_level": "debug"})
+    )  # another agent is not stopped
     await ops.release("agent:agent-7", actor="oncall", reason="resolved")
-    await admitted(gated, make_request())
+    await admitted(gated, make_request(parameters={"log_level": "debug"}))
 
 
 async def test_secrets_in_parameters_are_refused(gated: ChangeClient, fleet: Fleet) -> None:

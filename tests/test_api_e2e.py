@@ -11,9 +11,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from changegate.api import create_app, ensure_first_approver, running_api
+from changegate.api import create_app, ensure_first_approver
 from changegate.cli.api import api as api_command
 from changegate.cli.api import token as token_group
 from changegate.cli.context import Context
@@ -35,15 +34,10 @@ pytestmark = pytest.mark.e2e
 AGENT = "api-agent"
 
 
-@pytest.fixture(scope="module")
-async def api(client: Client, settings: Settings, worker: Worker) -> AsyncIterator[str]:
-    """The API on a free loopback port, on the session's event loop and worker."""
-    changes = ChangeClient(client, settings)
-    try:
-        async with running_api(settings=settings, changes=changes, port=0) as base:
-            yield base
-    finally:
-        changes.close()
+@pytest.fixture
+def api(api_url: str) -> str:
+    """The session's API and approval page."""
+    return api_url
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +338,7 @@ async def test_an_unexpected_failure_answers_500_with_the_body(
         raise RuntimeError("a bug")
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as local:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as local:
         response = await local.get("/api/v1/boom")
     changes.close()
     assert response.status_code == 500

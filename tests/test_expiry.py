@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -30,24 +31,34 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
-async def _changes(
-    env: WorkflowEnvironment, fleet: Fleet, session: Settings
-) -> tuple[ChangeClient, Settings]:
+@asynccontextmanager
+async def awaiting_approval(
+    env: WorkflowEnvironment, session: Settings, **overrides: object
+) -> AsyncIterator[tuple[ChangeClient, str]]:
+    """A worker on its own queue and a change (one-hour approval window) waiting for a decision."""
     # The time-skipping server cannot register custom search attributes.
     settings = session.model_copy(
-        update={"task_queue": f"skip-{uuid.uuid4().hex[:8]}", "search_attributes": False}
+        update={
+            "task_queue": f"skip-{uuid.uuid4().hex[:8]}",
+            "search_attributes": False,
+            **overrides,
+        }
     )
-    return ChangeClient(env.client, settings), settings
+    changes = ChangeClient(env.client, settings)
+    try:
+        async with running_worker(env.client, settings):
+            request = make_request(rollout={"approval_timeout_seconds": 3600})
+            change_id = await changes.submit(request)
+            await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+            yield changes, change_id
+    finally:
+        changes.close()
 
 
 async def test_unattended_change_expires_with_nothing_applied(
     skipping: WorkflowEnvironment, fleet: Fleet, settings: Settings
 ) -> None:
-    changes, settings = await _changes(skipping, fleet, settings)
-    request = make_request(rollout={"approval_timeout_seconds": 3600})
-    async with running_worker(skipping.client, settings):
-        change_id = await changes.submit(request)
-        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    async with awaiting_approval(skipping, settings) as (changes, change_id):
         await skipping.sleep(3601)
         final = await changes.wait(change_id)
     assert final.outcome == Outcome.EXPIRED
@@ -59,11 +70,7 @@ async def test_unattended_change_expires_with_nothing_applied(
 async def test_approval_inside_the_deadline_is_not_expired(
     skipping: WorkflowEnvironment, fleet: Fleet, settings: Settings
 ) -> None:
-    changes, settings = await _changes(skipping, fleet, settings)
-    request = make_request(rollout={"approval_timeout_seconds": 3600})
-    async with running_worker(skipping.client, settings):
-        change_id = await changes.submit(request)
-        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    async with awaiting_approval(skipping, settings) as (changes, change_id):
         await skipping.sleep(1800)
         await changes.reject(change_id, Decision(actor="alice", reason="not now"))
         final = await changes.wait(change_id)
@@ -103,18 +110,14 @@ async def test_a_change_nobody_decides_on_is_escalated_before_it_expires(
     webhook: tuple[str, list[dict[str, object]]],
 ) -> None:
     url, received = webhook
-    changes, own = await _changes(skipping, fleet, settings)
-    own = own.model_copy(update={"escalation_webhook": url})
-    changes = ChangeClient(skipping.client, own)
-    request = make_request(rollout={"approval_timeout_seconds": 3600})
-    async with running_worker(skipping.client, own):
-        change_id = await changes.submit(request)
-        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    async with awaiting_approval(skipping, settings, escalation_webhook=url) as (
+        changes,
+        change_id,
+    ):
         await skipping.sleep(2900)  # past 80% of the hour
         await wait_until(lambda: bool(received), within=30, what="the escalation notice")
         await changes.reject(change_id, Decision(actor="alice", reason="too late in the day"))
         final = await changes.wait(change_id)
-    changes.close()
     [notice] = received
     assert notice["change_id"] == change_id
     assert notice["approvals"] == 0 and notice["approvals_required"] == 1

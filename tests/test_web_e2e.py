@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from temporalio.client import Client
-from temporalio.worker import Worker
 
-from changegate.api import running_api
 from changegate.client import ChangeClient
 from changegate.models import ChangeRequest, Control, Outcome, Stage
 from changegate.settings import Settings
@@ -73,15 +70,10 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture(scope="module")
-async def site(client: Client, settings: Settings, worker: Worker) -> AsyncIterator[str]:
-    """The API and approval page on a free loopback port, on the session's loop and worker."""
-    changes = ChangeClient(client, settings)
-    try:
-        async with running_api(settings=settings, changes=changes, port=0) as base:
-            yield base
-    finally:
-        changes.close()
+@pytest.fixture
+def site(api_url: str) -> str:
+    """The session's API and approval page."""
+    return api_url
 
 
 @pytest.fixture(scope="module")

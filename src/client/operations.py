@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlmodel import Session
 
 from changegate.client.changes import ChangeClient
 from changegate.models import Control
@@ -19,6 +23,8 @@ from changegate.store import (
     list_incidents,
     set_kill_switch,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,21 +56,17 @@ class Operations:
         self, scope: str, mode: KillMode, *, actor: str, reason: str
     ) -> KillSwitchReport:
         """Persist the switch, then pause or abort every running change in its scope."""
-        store = self._changes.gate.store
-
-        def persist() -> None:
-            with store.session() as session:
-                set_kill_switch(
-                    session=session,
-                    scope=scope,
-                    mode=mode,
-                    engaged=True,
-                    actor=actor,
-                    reason=reason,
-                    at=datetime.now(UTC),
-                )
-
-        await asyncio.to_thread(persist)
+        await self._in_store(
+            lambda session: set_kill_switch(
+                session=session,
+                scope=scope,
+                mode=mode,
+                engaged=True,
+                actor=actor,
+                reason=reason,
+                at=datetime.now(UTC),
+            )
+        )
         control = Control(
             actor=actor, reason=f"kill switch {scope} ({mode}): {reason}", kill_switch=scope
         )
@@ -75,24 +77,22 @@ class Operations:
 
     async def release(self, scope: str, *, actor: str, reason: str) -> KillSwitchReport:
         """Release the switch and resume the changes it paused."""
-        store = self._changes.gate.store
 
-        def persist() -> KillMode:
-            with store.session() as session:
-                current = {s.scope: s for s in get_kill_switches(session=session)}.get(scope)
-                mode: KillMode = current.mode if current else "pause"  # type: ignore[assignment]
-                set_kill_switch(
-                    session=session,
-                    scope=scope,
-                    mode=mode,
-                    engaged=False,
-                    actor=actor,
-                    reason=reason,
-                    at=datetime.now(UTC),
-                )
-                return mode
+        def persist(session: Session) -> KillMode:
+            current = {s.scope: s for s in get_kill_switches(session=session)}.get(scope)
+            mode: KillMode = current.mode if current else "pause"  # type: ignore[assignment]
+            set_kill_switch(
+                session=session,
+                scope=scope,
+                mode=mode,
+                engaged=False,
+                actor=actor,
+                reason=reason,
+                at=datetime.now(UTC),
+            )
+            return mode
 
-        mode = await asyncio.to_thread(persist)
+        mode = await self._in_store(persist)
         control = Control(
             actor=actor, reason=f"kill switch {scope} released: {reason}", kill_switch=scope
         )
@@ -102,42 +102,34 @@ class Operations:
 
     async def kill_switches(self) -> list[KillSwitch]:
         """Every switch ever set, engaged or not."""
-        store = self._changes.gate.store
-
-        def read() -> list[KillSwitch]:
-            with store.session() as session:
-                return get_kill_switches(session=session)
-
-        return await asyncio.to_thread(read)
+        return await self._in_store(lambda session: get_kill_switches(session=session))
 
     async def incidents(self, *, open_only: bool = False) -> list[IncidentRecord]:
         """Incidents, newest first."""
-        store = self._changes.gate.store
-
-        def read() -> list[IncidentRecord]:
-            with store.session() as session:
-                return list_incidents(session=session, open_only=open_only)
-
-        return await asyncio.to_thread(read)
+        return await self._in_store(
+            lambda session: list_incidents(session=session, open_only=open_only)
+        )
 
     async def incident(self, incident_id: str) -> IncidentRecord | None:
         """One incident by id."""
-        store = self._changes.gate.store
-
-        def read() -> IncidentRecord | None:
-            with store.session() as session:
-                return get_incident(session=session, incident_id=incident_id)
-
-        return await asyncio.to_thread(read)
+        return await self._in_store(
+            lambda session: get_incident(session=session, incident_id=incident_id)
+        )
 
     async def close_incident(self, incident_id: str) -> IncidentRecord | None:
         """Close an incident, lifting the freeze it put on its target."""
+        return await self._in_store(
+            lambda session: close_incident(
+                session=session, incident_id=incident_id, at=datetime.now(UTC)
+            )
+        )
+
+    async def _in_store(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one store transaction, off the event loop."""
         store = self._changes.gate.store
 
-        def write() -> IncidentRecord | None:
+        def run() -> T:
             with store.session() as session:
-                return close_incident(
-                    session=session, incident_id=incident_id, at=datetime.now(UTC)
-                )
+                return work(session)
 
-        return await asyncio.to_thread(write)
+        return await asyncio.to_thread(run)
