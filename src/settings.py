@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def user_data_dir() -> Path:
+    """`$XDG_DATA_HOME/changegate` (else `~/.local/share/changegate`): never the cwd."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "changegate"
+
+
+def user_config_dir() -> Path:
+    """`$XDG_CONFIG_HOME/changegate` (else `~/.config/changegate`): where the CLI's login is."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "changegate"
+
+
 class Settings(BaseSettings):
-    """Where Temporal, the fleet and the data directory are; read at the edges only."""
+    """Where Temporal, the fleet, the API and the data directory are; read at the edges only."""
 
     model_config = SettingsConfigDict(env_prefix="CHANGEGATE_", extra="ignore")
 
     temporal_address: str = "127.0.0.1:7233"
     namespace: str = "default"
     task_queue: str = "changegate"
-    data_dir: Path = Path(".changegate")
+    data_dir: Path = Field(default_factory=user_data_dir)
+    """The server side's files: the audit store, the signing key, Temporal's SQLite file."""
+    config_dir: Path = Field(default_factory=user_config_dir)
+    """The client side's files: the credentials `changegate login` and `up` store."""
     fleet_url: str = "http://127.0.0.1:8710"
     ui_url: str = "http://127.0.0.1:8233"
+    api_url: str = "http://127.0.0.1:8720"
+    """The front door every client (CLI, MCP, Python) talks to."""
+    token: SecretStr | None = None
+    """The caller's API token; by default the one `changegate login` stored."""
+    signing_key: SecretStr | None = None
+    """The key admission tickets and decision proofs are signed with; shared by the API and
+    every worker. By default `signing.key` in the data directory, made on first use (0600)."""
+    ticket_ttl_seconds: float = 900.0
+    """How long after admission a change's workflow may start with its ticket."""
+    cookie_secure: bool = False
+    """Mark the approval page's cookies `Secure` (set it when the page is served over https)."""
     prometheus_url: str | None = None
     """Judge fleet health from this Prometheus (scraping the fleet) instead of its /metrics."""
     database_url: str | None = None
