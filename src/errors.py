@@ -5,6 +5,8 @@
     │   ├── TargetNotFound          the selector names nothing the provider knows
     │   ├── UnsupportedOperation    the provider has no such operation, or bad parameters
     │   └── TargetUnavailable       the target did not answer (transient, retried)
+    ├── InvalidTarget               unknown kind or selector key, or a value the kind's naming
+    │                               rules refuse; raised before any rule sees the target
     ├── HealthSourceError           a health source could not be read (an analysis Error)
     └── ConfigurationError          settings or registries name something that does not exist
 
@@ -14,6 +16,9 @@ that met them (`raise X from exc`). Activities turn permanent ones into non-retr
 """
 
 from __future__ import annotations
+
+from functools import partial
+from typing import Any
 
 
 class ChangegateError(Exception):
@@ -40,6 +45,29 @@ class TargetUnavailable(ProviderError):
     retryable = True
 
 
+class InvalidTarget(ChangegateError):
+    """A target refused before any rule sees it: which rule, which field, why, what would pass."""
+
+    def __init__(self, *, rule: str, field: str, reason: str, would_pass: str) -> None:
+        """Carry the refusal; `reason` is written to be read on its own and names `field`."""
+        self.rule = rule
+        self.field = field
+        self.reason = reason
+        self.would_pass = would_pass
+        super().__init__(f"refused by rule {rule}: {reason}; would pass: {would_pass}")
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        # The keyword-only constructor defeats Exception's default pickling (and copy).
+        rebuild = partial(
+            InvalidTarget,
+            rule=self.rule,
+            field=self.field,
+            reason=self.reason,
+            would_pass=self.would_pass,
+        )
+        return rebuild, ()
+
+
 class HealthSourceError(ChangegateError):
     """A health source could not be read."""
 
@@ -52,6 +80,7 @@ __all__ = [
     "ChangegateError",
     "ConfigurationError",
     "HealthSourceError",
+    "InvalidTarget",
     "ProviderError",
     "TargetNotFound",
     "TargetUnavailable",

@@ -15,6 +15,14 @@ class ReadOnlyProvider(Protocol):
 
     kind: str
 
+    def resolve(self, target: Target) -> Target:
+        """The target's canonical form, or `InvalidTarget`; pure, so the API can call it too.
+
+        Unknown selector keys and values outside the kind's naming rules are refused, never
+        repaired, so that every selector reaching the same units has the same `label()`.
+        """
+        ...
+
     async def observe(self, target: Target) -> TargetObservation:
         """Read the target's units and their current state, changing nothing."""
         ...

@@ -1,6 +1,8 @@
 """The `fleet` provider: the demo fleet's HTTP API, one unit per service instance.
 
-Selector: `service` (required) and optionally `instances` (comma-separated instance ids).
+Selector: `service` (required) and optionally `instances` (comma-separated instance ids), both
+checked by `resolve`: names follow the DNS-label rule, and the canonical `instances` is sorted
+with each id once. Every other method resolves its target again before it builds a URL.
 Operations: `set_config`, whose parameters are the config keys to set and their new values.
 """
 
@@ -9,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import JsonValue
 
 from changegate.errors import (
+    InvalidTarget,
     TargetNotFound,
     TargetUnavailable,
     UnsupportedOperation,
@@ -27,9 +31,19 @@ from changegate.models import (
     UnitChange,
     UnitObservation,
 )
+from changegate.models.request import UNIT_FILTER
 from changegate.providers.phasing import phase_name, split_phases
+from changegate.providers.selectors import (
+    KIND_RULE,
+    check_keys,
+    dns_label,
+    label_list,
+    selector_field,
+)
 
 OPERATIONS = ("set_config",)
+SERVICE = "service"
+UNIT_RULE = "target.unit"
 
 
 class FleetProvider:
@@ -37,10 +51,49 @@ class FleetProvider:
 
     kind = "fleet"
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        """Talk to the fleet at `base_url`."""
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Talk to the fleet at `base_url`; nothing connects before the first request."""
         self._base_url = base_url.rstrip("/")
-        self._pool = HttpPool(timeout=timeout)
+        self._pool = HttpPool(timeout=timeout, transport=transport)
+
+    def resolve(self, target: Target) -> Target:
+        """The canonical fleet target, or `InvalidTarget` for a key or name it cannot vouch for."""
+        if target.kind != self.kind:
+            raise InvalidTarget(
+                rule=KIND_RULE,
+                field="target.kind",
+                reason=f"target.kind {target.kind!a} is not {self.kind!r}, the only kind the "
+                "fleet provider resolves",
+                would_pass=f"target.kind {self.kind!r}",
+            )
+        check_keys(
+            target.selector,
+            kind=self.kind,
+            required=(SERVICE,),
+            optional=(UNIT_FILTER,),
+            example="{'service': 'checkout'}",
+        )
+        service = dns_label(
+            target.selector[SERVICE],
+            field=selector_field(SERVICE),
+            noun="fleet service name",
+            example="checkout",
+        )
+        selector = {SERVICE: service}
+        if UNIT_FILTER in target.selector:
+            selector[UNIT_FILTER] = label_list(
+                target.selector[UNIT_FILTER],
+                field=selector_field(UNIT_FILTER),
+                noun="instance id",
+                example=f"{service}-0,{service}-1",
+            )
+        return Target(kind=self.kind, selector=selector)
 
     async def aclose(self) -> None:
         """Close the pooled HTTP client."""
@@ -48,8 +101,9 @@ class FleetProvider:
 
     async def observe(self, target: Target) -> TargetObservation:
         """Every selected instance with its config and health."""
-        service = _service(target)
-        body = await self._request("GET", f"/services/{service}")
+        target = self.resolve(target)
+        service = target.selector[SERVICE]
+        body = await self._request("GET", _path("services", service))
         wanted = _instances(target)
         units = [
             UnitObservation(
@@ -75,6 +129,13 @@ class FleetProvider:
 
     async def plan(self, request: ChangeRequest, observation: TargetObservation) -> ChangePlan:
         """Per-instance before/after of the keys `set_config` touches, canary first."""
+        label = self.resolve(request.target).label()
+        if observation.target_label != label:
+            # Planning from another target's observation would change units nobody asked for.
+            raise UnsupportedOperation(
+                f"the observation is of {observation.target_label}, not of the request's "
+                f"target {label}; observe {label} and plan from that observation"
+            )
         change = request.change
         if change.operation not in OPERATIONS:
             raise UnsupportedOperation(
@@ -114,7 +175,10 @@ class FleetProvider:
 
     async def read_unit(self, target: Target, unit_id: str) -> dict[str, JsonValue]:
         """The instance's current config."""
-        body = await self._request("GET", f"/services/{_service(target)}/instances/{unit_id}")
+        target = self.resolve(target)
+        service = target.selector[SERVICE]
+        unit = _unit(target, unit_id)
+        body = await self._request("GET", _path("services", service, "instances", unit))
         config: dict[str, JsonValue] = body["config"]
         return config
 
@@ -129,9 +193,12 @@ class FleetProvider:
     async def _write(
         self, target: Target, unit_id: str, config: Mapping[str, JsonValue], key: str
     ) -> None:
+        target = self.resolve(target)
+        service = target.selector[SERVICE]
+        unit = _unit(target, unit_id)
         await self._request(
             "PUT",
-            f"/services/{_service(target)}/instances/{unit_id}/config",
+            _path("services", service, "instances", unit, "config"),
             json={"config": dict(config)},
             headers={"Idempotency-Key": key},
         )
@@ -160,18 +227,33 @@ class FleetProvider:
         return body
 
 
-def _service(target: Target) -> str:
-    service = target.selector.get("service")
-    if not service:
-        raise TargetNotFound(
-            "a fleet target needs `selector.service`, e.g. {'service': 'checkout'}"
+def _instances(canonical: Target) -> set[str] | None:
+    raw = canonical.selector.get(UNIT_FILTER)
+    return set(raw.split(",")) if raw is not None else None
+
+
+def _unit(canonical: Target, unit_id: str) -> str:
+    """`unit_id` if it is an instance id the canonical target selects."""
+    service = canonical.selector[SERVICE]
+    unit = dns_label(
+        unit_id, field="unit_id", noun="fleet instance id", example=f"{service}-0", rule=UNIT_RULE
+    )
+    wanted = _instances(canonical)
+    if wanted is not None and unit not in wanted:
+        raise InvalidTarget(
+            rule=UNIT_RULE,
+            field="unit_id",
+            reason=f"unit_id {unit!r} is not selected by {canonical.label()} with "
+            f"{selector_field(UNIT_FILTER)} {canonical.selector[UNIT_FILTER]!r}",
+            would_pass=f"one of the selected instances: {canonical.selector[UNIT_FILTER]}",
         )
-    return service
+    return unit
 
 
-def _instances(target: Target) -> set[str] | None:
-    raw = target.selector.get("instances")
-    return {i.strip() for i in raw.split(",") if i.strip()} if raw else None
+def _path(*segments: str) -> str:
+    # Segments are validated already. Quoting still keeps a '/', '%' or '?' that slipped past
+    # from reshaping the URL; it cannot help with '.' and '..', which only validation stops.
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from changegate.errors import ConfigurationError
+from changegate.errors import ConfigurationError, InvalidTarget
+from changegate.models import Target
 from changegate.providers.base import Provider, ReadOnlyProvider
+from changegate.providers.selectors import KIND_RULE
 
 
 class ProviderRegistry:
@@ -23,6 +25,20 @@ class ProviderRegistry:
     def kinds(self) -> list[str]:
         """The kinds registered, sorted."""
         return sorted(self._providers)
+
+    def resolve(self, target: Target) -> Target:
+        """The canonical target its kind's provider resolves it to; `InvalidTarget` if none can."""
+        provider = self._providers.get(target.kind)
+        if provider is None:
+            known = ", ".join(repr(kind) for kind in self.kinds())
+            raise InvalidTarget(
+                rule=KIND_RULE,
+                field="target.kind",
+                reason=f"target.kind {target.kind!a} is not a kind this changegate knows; "
+                f"known kinds: {known}",
+                would_pass=f"a target of one of the known kinds: {known}",
+            )
+        return provider.resolve(target)
 
     def get(self, kind: str) -> Provider:
         """The full provider for `kind`; only rollout activities call this."""
