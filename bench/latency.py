@@ -35,7 +35,7 @@ import httpx
 
 from bench.procs import free_port, start_fleet, stop
 from changegate.api import running_api
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.runtime import running_stack
 from changegate.settings import Settings
 from changegate.store import create_token
@@ -200,7 +200,7 @@ async def _measure(
     settings: Settings, *, changes: int, concurrency: int
 ) -> tuple[list[Sample], float]:
     async with running_stack(settings, embedded_temporal=True, progress=say) as stack:
-        client = ChangeClient(stack.client, settings)
+        client = ChangeService(stack.client, settings)
         try:
             store = await asyncio.to_thread(lambda: client.gate.store)
 

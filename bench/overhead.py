@@ -6,7 +6,7 @@ Run `python -m bench.overhead [--changes K] [--concurrency C]`. On one real Temp
 1. calibrate: one real change runs through ChangeWorkflow; its history gives the number and
    order of activities, timers (with their durations), signals and search attribute upserts;
 2. phase A: K `BareWorkflow` runs replay exactly those commands with a no-op activity;
-3. phase B: K real changes (each on its own fleet service) are submitted with `ChangeClient`,
+3. phase B: K real changes (each on its own fleet service) are submitted with `ChangeService`,
    approved as soon as they await approval, and must all end DONE.
 
 Both phases run C at a time, poll the same way for the approval point, and are measured the
@@ -49,7 +49,7 @@ from bench.procs import (
     thread_cpu_seconds,
 )
 from bench.worker_proc import bare_queue
-from changegate.client import ChangeClient, connect
+from changegate.service import ChangeService, connect
 from changegate.models import ChangeRequest, Decision, Outcome, Stage
 from changegate.runtime import DevServer, start_dev_server
 from changegate.settings import Settings
@@ -161,7 +161,7 @@ def make_request(service: str) -> ChangeRequest:
 
 
 async def run_change(
-    changes: ChangeClient, change_id: str, service: str, poll: float, phase: Phase
+    changes: ChangeService, change_id: str, service: str, poll: float, phase: Phase
 ) -> None:
     """Submit one change, approve it once it awaits approval, and require DONE."""
     await changes.submit(make_request(service), change_id=change_id)
@@ -181,7 +181,7 @@ async def run_change(
         phase.failures.append(f"{change_id} ended {outcome}: {last}")
 
 
-async def client_signal_approve(changes: ChangeClient, change_id: str) -> None:
+async def client_signal_approve(changes: ChangeService, change_id: str) -> None:
     """Approve by signal rather than by the `decide` update."""
     handle = changes.temporal.get_workflow_handle_for(ChangeWorkflow.run, change_id)
     await handle.signal(ChangeWorkflow.approve, APPROVER)
@@ -419,7 +419,7 @@ async def benchmark(args: argparse.Namespace, children: Children, data_dir: Path
     progress("starting the worker process (python -m bench.worker_proc)")
     children.worker = await start_worker(env, data_dir / "worker.log")
     client = await connect(settings)
-    changes = ChangeClient(client, settings)
+    changes = ChangeService(client, settings)
 
     progress("calibrating: one real change on service 'cal' to count its Temporal work")
     calibration = Phase(name="calibration")

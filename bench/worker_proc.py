@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench.bare import BareWorkflow, bare_noop
-from changegate.client import connect
+from changegate.service import connect
 from changegate.settings import Settings
 from changegate.worker import running_worker, workflow_runner
 

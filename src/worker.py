@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from changegate.activities import (
     AuditActivities,
+    AuthorityActivities,
     DecisionActivities,
     HealthActivities,
     ReconActivities,
@@ -25,6 +26,7 @@ from changegate.activities import (
     context_sources,
     render_summary,
 )
+from changegate.authority import Signer, load_signing_key, policy_digest
 from changegate.health import (
     FleetMetricsSource,
     HealthSource,
@@ -48,6 +50,7 @@ class Dependencies:
     sources: HealthSourceRegistry
     policy: Policy
     store: Store
+    signer: Signer
     escalation_webhook: str | None = None
     policy_dir: Path | None = None
 
@@ -60,6 +63,7 @@ class Dependencies:
             sources=HealthSourceRegistry([_fleet_health(settings)]),
             policy=load_policy(settings.policy_file),
             store=open_store(settings.store_url()),
+            signer=Signer(load_signing_key(settings)),
             escalation_webhook=settings.escalation_webhook,
             policy_dir=settings.policy_file.parent if settings.policy_file else None,
         )
@@ -70,9 +74,13 @@ class Dependencies:
         rollout = RolloutActivities(self.providers)
         audit = AuditActivities(self.store)
         decisions = DecisionActivities(
-            policy=self.policy, escalation_webhook=self.escalation_webhook
+            policy=self.policy, signer=self.signer, escalation_webhook=self.escalation_webhook
+        )
+        authority = AuthorityActivities(
+            signer=self.signer, policy_digest=policy_digest(self.policy)
         )
         return [
+            authority.verify_admission,
             recon.observe_target,
             recon.plan_change,
             ValidationActivities(
@@ -153,7 +161,7 @@ def _activity_name(fn: Callable[..., Any]) -> str:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Connect to Temporal and run the worker until `stop` is set (or forever)."""
-    from changegate.client import connect
+    from changegate.service import connect
 
     client = await connect(settings)
     async with running_worker(client, settings):

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from changegate.api import running_api
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import ChangeRequest, Outcome, Stage
 from changegate.runtime import find_binary
 from changegate.settings import Settings
@@ -176,8 +176,8 @@ async def fleet(fleet_process: str, store: Store, client: Client) -> AsyncIterat
 
 
 @pytest.fixture
-def changes(client: Client, settings: Settings, worker: Worker) -> Iterator[ChangeClient]:
-    changes = ChangeClient(client, settings)
+def changes(client: Client, settings: Settings, worker: Worker) -> Iterator[ChangeService]:
+    changes = ChangeService(client, settings)
     yield changes
     changes.close()
 
@@ -185,7 +185,7 @@ def changes(client: Client, settings: Settings, worker: Worker) -> Iterator[Chan
 @pytest.fixture(scope="session")
 async def api_url(client: Client, settings: Settings, worker: Worker) -> AsyncIterator[str]:
     """The HTTP API and approval page on a free loopback port, on the session's loop."""
-    changes = ChangeClient(client, settings)
+    changes = ChangeService(client, settings)
     try:
         async with running_api(settings=settings, changes=changes, port=0) as base:
             yield base

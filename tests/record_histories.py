@@ -10,7 +10,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Decision, Stage
 from changegate.runtime import running_stack
 from changegate.settings import Settings
@@ -29,7 +29,7 @@ async def main() -> None:
             data_dir=Path(tmp),
         )
         async with running_stack(settings, embedded_temporal=True, with_fleet=True) as stack:
-            changes = ChangeClient(stack.client, settings)
+            changes = ChangeService(stack.client, settings)
             scenarios = {
                 "done": make_request(parameters={"pool_size": 24}),
                 "rolled_back": make_request(

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
 
 FAST_ROLLOUT = {
@@ -67,7 +67,7 @@ async def wait_until(
 
 
 async def wait_for_stage(
-    changes: ChangeClient, change_id: str, stage: Stage, *, within: float = 30.0
+    changes: ChangeService, change_id: str, stage: Stage, *, within: float = 30.0
 ) -> ChangeStatus:
     """Poll the status query until the change is in `stage`."""
 
@@ -118,7 +118,7 @@ class Fleet:
         ).raise_for_status()
 
 
-async def approve_fully(changes: ChangeClient, change_id: str) -> None:
+async def approve_fully(changes: ChangeService, change_id: str) -> None:
     """Approve as alice, then bob if the change's tier needs a second sre approver."""
     await changes.approve(change_id, Decision(actor="alice", reason="ok"))
     status = await changes.status(change_id)

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from changegate.admission import AdmissionRefused, Gate
-from changegate.client import ChangeClient, Operations
+from changegate.service import ChangeService, Operations
 from changegate.models import ChangeRequest, Control, Outcome, Stage
 from changegate.policy import parse_policy
 from changegate.settings import Settings
@@ -42,14 +42,14 @@ OPS = Control(actor="test", reason="done with it")
 
 
 @pytest.fixture
-def gated(client: Client, settings: Settings, worker: Worker, store: Store) -> ChangeClient:
+def gated(client: Client, settings: Settings, worker: Worker, store: Store) -> ChangeService:
     """A client whose gate uses this module's policy over the session's audit store."""
     gate = Gate(store=store, policy=parse_policy(BASE, source="test policy"))
-    return ChangeClient(client, settings, gate=gate)
+    return ChangeService(client, settings, gate=gate)
 
 
 @pytest.fixture
-def started(gated: ChangeClient) -> Iterator[list[str]]:
+def started(gated: ChangeService) -> Iterator[list[str]]:
     """Changes a test started; aborted at the end so they do not hold their targets."""
     ids: list[str] = []
     yield ids
@@ -62,13 +62,13 @@ def two_search_units(**kwargs: Any) -> ChangeRequest:
     return request
 
 
-async def refused(changes: ChangeClient, request: ChangeRequest) -> AdmissionRefused:
+async def refused(changes: ChangeService, request: ChangeRequest) -> AdmissionRefused:
     with pytest.raises(AdmissionRefused) as info:
         await changes.submit(request)
     return info.value
 
 
-async def admitted(changes: ChangeClient, request: ChangeRequest) -> str:
+async def admitted(changes: ChangeService, request: ChangeRequest) -> str:
     change_id = await changes.submit(request)
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
     await changes.abort(change_id, OPS)
@@ -91,7 +91,7 @@ def seed(store: Store, request: ChangeRequest, *, outcome: Outcome, minutes_ago:
     return change_id
 
 
-async def test_target_scope(gated: ChangeClient, fleet: Fleet, store: Store) -> None:
+async def test_target_scope(gated: ChangeService, fleet: Fleet, store: Store) -> None:
     err = await refused(gated, make_request(agent_id="scoped-agent", service="checkout"))
     assert err.rule == "scope.target"
     assert "fleet:service=checkout" in err.reason and "fleet:service=search" in err.would_pass
@@ -101,7 +101,7 @@ async def test_target_scope(gated: ChangeClient, fleet: Fleet, store: Store) -> 
     await admitted(gated, two_search_units(agent_id="scoped-agent"))
 
 
-async def test_operation_scope(gated: ChangeClient, fleet: Fleet) -> None:
+async def test_operation_scope(gated: ChangeService, fleet: Fleet) -> None:
     request = make_request()
     request.change.operation = "delete_service"
     err = await refused(gated, request)
@@ -109,7 +109,7 @@ async def test_operation_scope(gated: ChangeClient, fleet: Fleet) -> None:
     assert "delete_service" in err.reason and "set_config" in err.would_pass
 
 
-async def test_freeze_window(gated: ChangeClient, fleet: Fleet) -> None:
+async def test_freeze_window(gated: ChangeService, fleet: Fleet) -> None:
     err = await refused(gated, make_request(service="ledger"))
     assert err.rule == "freeze_window"
     assert "ledger-freeze" in err.reason and "quarter-end close" in err.reason
@@ -117,7 +117,7 @@ async def test_freeze_window(gated: ChangeClient, fleet: Fleet) -> None:
 
 
 async def test_one_active_change_per_target_names_the_holder(
-    gated: ChangeClient, fleet: Fleet
+    gated: ChangeService, fleet: Fleet
 ) -> None:
     holder = await gated.submit(make_request(service="payments", assumptions={}))
     try:
@@ -133,7 +133,7 @@ async def test_one_active_change_per_target_names_the_holder(
 
 
 async def test_loop_after_repeated_failures(
-    gated: ChangeClient, fleet: Fleet, store: Store
+    gated: ChangeService, fleet: Fleet, store: Store
 ) -> None:
     request = make_request(service="search", parameters={"timeout_ms": 77}, assumptions={})
     seed(store, request, outcome=Outcome.ROLLED_BACK, minutes_ago=20)
@@ -144,7 +144,7 @@ async def test_loop_after_repeated_failures(
     assert "fingerprint" in err.reason and "after" in err.would_pass
 
 
-async def test_flip_flop_between_agents(gated: ChangeClient, fleet: Fleet, store: Store) -> None:
+async def test_flip_flop_between_agents(gated: ChangeService, fleet: Fleet, store: Store) -> None:
     def setting(value: int, agent: str) -> ChangeRequest:
         return make_request(
             service="search", parameters={"timeout_ms": value}, assumptions={}, agent_id=agent
@@ -158,7 +158,7 @@ async def test_flip_flop_between_agents(gated: ChangeClient, fleet: Fleet, store
     await admitted(gated, setting(700, "agent-a"))
 
 
-async def test_rate_limits(gated: ChangeClient, fleet: Fleet, store: Store) -> None:
+async def test_rate_limits(gated: ChangeService, fleet: Fleet, store: Store) -> None:
     running = await gated.submit(two_search_units(agent_id="scoped-agent"))
     try:
         await wait_for_stage(gated, running, Stage.AWAITING_APPROVAL)
@@ -183,7 +183,7 @@ async def test_rate_limits(gated: ChangeClient, fleet: Fleet, store: Store) -> N
 
 
 async def test_incident_freeze_until_the_incident_is_closed(
-    gated: ChangeClient, fleet: Fleet, store: Store
+    gated: ChangeService, fleet: Fleet, store: Store
 ) -> None:
     change_id = await gated.submit(
         make_request(service="payments", parameters={"version": "9.9.9-bad"}, assumptions={})
@@ -199,7 +199,7 @@ async def test_incident_freeze_until_the_incident_is_closed(
 
 
 async def test_kill_switch_refuses_new_changes_until_released(
-    gated: ChangeClient, fleet: Fleet
+    gated: ChangeService, fleet: Fleet
 ) -> None:
     ops = Operations(gated)
     await ops.engage("agent:agent-7", "pause", actor="oncall", reason="investigating")
@@ -212,6 +212,6 @@ async def test_kill_switch_refuses_new_changes_until_released(
     await admitted(gated, make_request(parameters={"log_level": "debug"}))
 
 
-async def test_secrets_in_parameters_are_refused(gated: ChangeClient, fleet: Fleet) -> None:
+async def test_secrets_in_parameters_are_refused(gated: ChangeService, fleet: Fleet) -> None:
     err = await refused(gated, make_request(parameters={"api_key": "sk-live-0123456789abcdefghij"}))
     assert err.rule == "secrets.parameters" and "reference" in err.would_pass

@@ -16,7 +16,7 @@ from changegate.api import create_app, ensure_first_approver
 from changegate.cli.api import api as api_command
 from changegate.cli.api import token as token_group
 from changegate.cli.context import Context
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Outcome, Stage
 from changegate.settings import Settings
 from changegate.store import (
@@ -330,7 +330,7 @@ async def test_other_errors_share_the_body(http: httpx.AsyncClient, tokens: dict
 async def test_an_unexpected_failure_answers_500_with_the_body(
     client: Client, settings: Settings
 ) -> None:
-    changes = ChangeClient(client, settings)
+    changes = ChangeService(client, settings)
     app = create_app(settings=settings, changes=changes)
 
     @app.get("/api/v1/boom")

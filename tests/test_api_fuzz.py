@@ -24,7 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from changegate.api import running_api
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.runtime import find_binary
 from changegate.settings import Settings
 from changegate.store import create_token, open_store
@@ -83,7 +83,7 @@ class ApiThread:
                 data_dir=self.data_dir,
                 policy_file=TEST_POLICY,
             )
-            changes = ChangeClient(env.client, config)
+            changes = ChangeService(env.client, config)
             try:
                 async with running_api(settings=config, changes=changes, port=0) as base:
                     self.base = base

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Outcome, Stage
 from tests.support import Fleet, make_request, wait_for_stage
 
@@ -43,7 +43,7 @@ def request_yaml(**kwargs: Any) -> str:
 
 
 async def test_submit_from_file_then_approve_and_show(
-    cli_env: dict[str, str], changes: ChangeClient, fleet: Fleet, tmp_path: Path
+    cli_env: dict[str, str], changes: ChangeService, fleet: Fleet, tmp_path: Path
 ) -> None:
     path = tmp_path / "change.yaml"
     path.write_text(request_yaml())
@@ -72,7 +72,7 @@ async def test_submit_from_file_then_approve_and_show(
 
 
 async def test_submit_from_stdin_with_wait_and_reject(
-    cli_env: dict[str, str], changes: ChangeClient, fleet: Fleet
+    cli_env: dict[str, str], changes: ChangeService, fleet: Fleet
 ) -> None:
     submitted = await cli_json(
         cli_env, "submit", "-", stdin=request_yaml(service="search", assumptions={})
@@ -89,7 +89,7 @@ async def test_submit_from_stdin_with_wait_and_reject(
 
 
 async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
-    cli_env: dict[str, str], changes: ChangeClient, fleet: Fleet, tmp_path: Path
+    cli_env: dict[str, str], changes: ChangeService, fleet: Fleet, tmp_path: Path
 ) -> None:
     path = tmp_path / "bad.json"
     path.write_text(make_request(parameters={"version": "latest"}).model_dump_json())
@@ -108,7 +108,7 @@ async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
     assert json.loads(out)["outcome"] == "ROLLED_BACK"
 
 
-async def _wait_listed(changes: ChangeClient) -> str:
+async def _wait_listed(changes: ChangeService) -> str:
     from tests.support import wait_until
 
     async def newest_running() -> str | None:
@@ -120,7 +120,7 @@ async def _wait_listed(changes: ChangeClient) -> str:
 
 
 async def test_pause_resume_and_abort_through_the_cli(
-    cli_env: dict[str, str], changes: ChangeClient, fleet: Fleet
+    cli_env: dict[str, str], changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(rollout={"canary_bake_seconds": 20}))
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Control, Decision, Outcome, Stage
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 OPS = Control(actor="oncall-bob", reason="checking a dashboard")
 
 
-async def test_reject_ends_with_nothing_applied(changes: ChangeClient, fleet: Fleet) -> None:
+async def test_reject_ends_with_nothing_applied(changes: ChangeService, fleet: Fleet) -> None:
     change_id = await changes.submit(make_request())
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
     await changes.reject(change_id, Decision(actor="alice", reason="not during peak"))
@@ -22,7 +22,7 @@ async def test_reject_ends_with_nothing_applied(changes: ChangeClient, fleet: Fl
 
 
 async def test_the_proposing_agent_cannot_approve_its_own_change(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(agent_id="agent-9"))
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
@@ -36,7 +36,7 @@ async def test_the_proposing_agent_cannot_approve_its_own_change(
     assert fleet.write_log() == []
 
 
-async def test_abort_before_apply_changes_nothing(changes: ChangeClient, fleet: Fleet) -> None:
+async def test_abort_before_apply_changes_nothing(changes: ChangeService, fleet: Fleet) -> None:
     change_id = await changes.submit(make_request())
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
     await changes.abort(change_id, OPS)
@@ -47,7 +47,7 @@ async def test_abort_before_apply_changes_nothing(changes: ChangeClient, fleet: 
 
 
 async def test_abort_after_apply_rolls_back_every_applied_unit(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(rollout={"wave_bake_seconds": 30}))
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
@@ -71,7 +71,7 @@ async def test_abort_after_apply_rolls_back_every_applied_unit(
 
 
 async def test_pause_inside_a_bake_holds_and_resume_continues_there(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(rollout={"canary_bake_seconds": 2.0}))
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
@@ -93,11 +93,11 @@ async def test_pause_inside_a_bake_holds_and_resume_continues_there(
     assert all(v == 1 for k, v in fleet.writes().items() if k.startswith("checkout/"))
 
 
-async def _applied_count(changes: ChangeClient, change_id: str, count: int) -> bool:
+async def _applied_count(changes: ChangeService, change_id: str, count: int) -> bool:
     status = await changes.status(change_id)
     return sum(u.status == "applied" for u in status.units) >= count
 
 
-async def _with_event(changes: ChangeClient, change_id: str, kind: str) -> object:
+async def _with_event(changes: ChangeService, change_id: str, kind: str) -> object:
     status = await changes.status(change_id)
     return status if any(e.kind == kind for e in status.timeline) else None

@@ -13,7 +13,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
 from changegate.runtime import find_binary
 from changegate.settings import Settings
@@ -34,7 +34,7 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
 @asynccontextmanager
 async def awaiting_approval(
     env: WorkflowEnvironment, session: Settings, **overrides: object
-) -> AsyncIterator[tuple[ChangeClient, str]]:
+) -> AsyncIterator[tuple[ChangeService, str]]:
     """A worker on its own queue and a change (one-hour approval window) waiting for a decision."""
     # The time-skipping server cannot register custom search attributes.
     settings = session.model_copy(
@@ -44,7 +44,7 @@ async def awaiting_approval(
             **overrides,
         }
     )
-    changes = ChangeClient(env.client, settings)
+    changes = ChangeService(env.client, settings)
     try:
         async with running_worker(env.client, settings):
             request = make_request(rollout={"approval_timeout_seconds": 3600})

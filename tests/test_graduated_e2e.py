@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from temporalio import activity
 from temporalio.client import Client
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import (
     ChangeStatus,
     Control,
@@ -31,14 +31,14 @@ from tests.support import Fleet, make_request, wait_for_stage, wait_until
 @asynccontextmanager
 async def worker_measuring(
     client: Client, settings: Settings, phase: str
-) -> AsyncIterator[ChangeClient]:
+) -> AsyncIterator[ChangeService]:
     @activity.defn(name="measure_health")
     async def measure(data: MeasureInput) -> Measurement:
         return Measurement(phase=phase, reason=f"test source says {phase}")  # type: ignore[arg-type]
 
     own = settings.model_copy(update={"task_queue": f"graduated-{uuid.uuid4().hex[:6]}"})
     async with running_worker(client, own, replace={"measure_health": measure}):
-        changes = ChangeClient(client, own)
+        changes = ChangeService(client, own)
         try:
             yield changes
         finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
 from changegate.store import Store
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
@@ -48,7 +48,7 @@ def decoded_payloads(node: object) -> str:
 
 
 async def test_rollback_opens_an_incident_with_a_prefilled_review(
-    changes: ChangeClient, fleet: Fleet, cli_env: dict[str, str]
+    changes: ChangeService, fleet: Fleet, cli_env: dict[str, str]
 ) -> None:
     agent = f"release-bot-{uuid.uuid4().hex[:4]}"
     fleet.set("payments", "payments-1", f"hotfix-{uuid.uuid4().hex}", pool_size=30)
@@ -94,7 +94,7 @@ async def test_rollback_opens_an_incident_with_a_prefilled_review(
 
 
 async def test_a_planted_secret_appears_nowhere(
-    changes: ChangeClient,
+    changes: ChangeService,
     fleet: Fleet,
     cli_env: dict[str, str],
     store: Store,

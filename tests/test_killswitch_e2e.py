@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from changegate.client import ChangeClient, Operations
+from changegate.service import ChangeService, Operations
 from changegate.models import ChangeStatus, Decision, Outcome, Stage
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
@@ -14,7 +14,7 @@ SLOW = {"canary_bake_seconds": 1, "wave_bake_seconds": 30}
 
 
 async def rolling_out(
-    changes: ChangeClient, *, agent_id: str = "agent-7", wave_bake: float = 30
+    changes: ChangeService, *, agent_id: str = "agent-7", wave_bake: float = 30
 ) -> dict[str, str]:
     """One change per service, each approved and past its canary, by service."""
     ids = {
@@ -42,13 +42,13 @@ async def rolling_out(
     return ids
 
 
-async def _applied(changes: ChangeClient, change_id: str, count: int) -> bool:
+async def _applied(changes: ChangeService, change_id: str, count: int) -> bool:
     status = await changes.status(change_id)
     return sum(u.status == "applied" for u in status.units) >= count
 
 
 async def test_global_abort_halts_every_rollout_and_reverts_every_applied_unit(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     ids = await rolling_out(changes)
     before = {cid: await changes.status(cid) for cid in ids.values()}
@@ -76,7 +76,7 @@ async def test_global_abort_halts_every_rollout_and_reverts_every_applied_unit(
 
 
 async def test_agent_pause_holds_only_that_agent_and_release_resumes(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     ids = await rolling_out(changes, agent_id="agent-paused", wave_bake=2)
     ops = Operations(changes)
@@ -103,5 +103,5 @@ async def test_agent_pause_holds_only_that_agent_and_release_resumes(
     assert [f.outcome for f in finals] == [Outcome.DONE] * 3
 
 
-async def _has_event(changes: ChangeClient, change_id: str, kind: str) -> bool:
+async def _has_event(changes: ChangeService, change_id: str, kind: str) -> bool:
     return any(e.kind == kind for e in (await changes.status(change_id)).timeline)

@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from temporalio.client import Client as TemporalClient
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.mcp_server import MCP_PATH, build_server, http_server
 from changegate.models import Control, Decision, Outcome, Stage
 from changegate.settings import Settings
@@ -47,8 +47,8 @@ async def serving(settings: Settings, temporal: TemporalClient) -> AsyncIterator
     """The server on a free loopback port in this loop; yields its endpoint URL."""
     port = free_port()
 
-    async def changes() -> ChangeClient:
-        return ChangeClient(temporal, settings)
+    async def changes() -> ChangeService:
+        return ChangeService(temporal, settings)
 
     server = build_server(
         settings=settings, changes_factory=changes, public_url=f"http://127.0.0.1:{port}"
@@ -88,7 +88,7 @@ async def connected(
 async def test_an_agent_proposes_and_follows_a_change_over_streamable_http(
     settings: Settings,
     client: TemporalClient,
-    changes: ChangeClient,
+    changes: ChangeService,
     fleet: Fleet,
     store: Store,
 ) -> None:
@@ -167,7 +167,7 @@ async def test_an_agent_proposes_and_follows_a_change_over_streamable_http(
 
 async def test_an_agent_reads_its_change_through_the_stdio_server(
     cli_env: dict[str, str],
-    changes: ChangeClient,
+    changes: ChangeService,
     fleet: Fleet,
     store: Store,
     tmp_path: Path,

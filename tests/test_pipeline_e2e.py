@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
 from tests.support import Fleet, make_request, wait_for_stage
 
@@ -10,7 +10,7 @@ APPROVER = Decision(actor="alice", reason="looks right")
 
 
 async def test_good_change_is_applied_everywhere_once_and_only_after_approval(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(parameters={"pool_size": 24}))
     waiting = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
@@ -38,7 +38,7 @@ async def test_good_change_is_applied_everywhere_once_and_only_after_approval(
 
 
 async def test_degrading_change_rolls_back_and_only_the_canary_was_written(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(
         make_request(parameters={"version": "1.5.0-rc1"}, assumptions={"units.*.version": "1.4.2"})
@@ -59,7 +59,7 @@ async def test_degrading_change_rolls_back_and_only_the_canary_was_written(
 
 
 async def test_stale_assumption_is_a_finding_in_the_summary(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     fleet.set("checkout", "checkout-2", "drift-1", pool_size=30)
     change_id = await changes.submit(
@@ -79,7 +79,7 @@ async def test_stale_assumption_is_a_finding_in_the_summary(
 
 
 async def test_unknown_service_is_blocked_with_a_named_reason(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(service="nope"))
     final = await changes.wait(change_id)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.errors import ConfigurationError, HealthSourceError
 from changegate.health import PrometheusSource, classify
 from changegate.models import Decision, HealthCheck, MetricValue, Outcome, Stage
@@ -380,7 +380,7 @@ async def test_canary_analysis_through_prometheus_rolls_back_a_bad_release(
     )
     rollout = {"analysis_interval_seconds": 1.5, "analysis_count": 2, "canary_bake_seconds": 1}
     async with running_worker(client, own):
-        changes = ChangeClient(client, own)
+        changes = ChangeService(client, own)
         try:
             bad = await changes.submit(
                 make_request(

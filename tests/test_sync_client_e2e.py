@@ -8,7 +8,8 @@ import time
 import pytest
 
 from changegate.admission import AdmissionRefused
-from changegate.client import ChangeClient, SyncChangeClient
+from changegate.client import SyncChangeClient
+from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
 from changegate.settings import Settings
 from tests.support import Fleet, make_request
@@ -29,7 +30,7 @@ def run_blocking(settings: Settings) -> tuple[Outcome | None, str]:
 
 
 async def test_sync_client_runs_a_change_end_to_end(
-    changes: ChangeClient, settings: Settings, fleet: Fleet
+    changes: ChangeService, settings: Settings, fleet: Fleet
 ) -> None:
     outcome, rule = await asyncio.to_thread(run_blocking, settings)
     assert outcome == Outcome.DONE

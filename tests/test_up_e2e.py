@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from changegate.client import ChangeClient, connect
+from changegate.service import ChangeService, connect
 from changegate.models import Decision, Outcome, Stage
 from changegate.settings import Settings
 from tests.conftest import free_port
@@ -68,7 +68,7 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
             assert me.status_code == 200 and me.json()["role"] == "admin"
             anonymous = await http.get("/api/v1/changes")
             assert anonymous.status_code == 401
-        changes = ChangeClient(await connect(settings), settings)
+        changes = ChangeService(await connect(settings), settings)
         change_id = await changes.submit(
             make_request(service="payments", assumptions={"unit_count": 3})
         )
@@ -81,7 +81,7 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
             await wait_until(lambda: log.read_text().count("changegate is up") == 2, within=60)
             # The first admin token is issued once, not on every start.
             assert log.read_text().count("/ui/login?token=") == 1
-            changes = ChangeClient(await connect(settings), settings)
+            changes = ChangeService(await connect(settings), settings)
             await changes.approve(change_id, Decision(actor="alice"))
             final = await changes.wait(change_id)
             assert final.outcome == Outcome.DONE

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from temporalio.client import Client
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Control, Decision, Outcome, Stage
 from changegate.settings import Settings
 from changegate.worker import running_worker
@@ -24,7 +24,7 @@ OPS = Control(actor="test", reason="cleanup")
 
 
 async def test_maintenance_window_blocks_before_any_write(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(service="inventory", assumptions={}))
     final = await changes.wait(change_id)
@@ -36,7 +36,7 @@ async def test_maintenance_window_blocks_before_any_write(
 
 
 async def test_blast_radius_blocks_and_a_narrower_selector_passes(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     wide = await changes.submit(
         make_request(agent_id="narrow-agent", service="search", assumptions={})
@@ -56,7 +56,7 @@ async def test_blast_radius_blocks_and_a_narrower_selector_passes(
 
 
 async def test_flag_from_a_context_source_is_shown_first(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(service="payments", assumptions={}))
     status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
@@ -71,7 +71,7 @@ async def test_flag_from_a_context_source_is_shown_first(
 
 
 async def test_active_change_on_a_dependency_demands_an_extra_approver(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     dependency = await changes.submit(make_request(service="payments", assumptions={}))
     await wait_for_stage(changes, dependency, Stage.AWAITING_APPROVAL)
@@ -96,7 +96,7 @@ async def test_active_change_on_a_dependency_demands_an_extra_approver(
 
 
 async def test_high_risk_needs_two_approvers_with_the_role(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     request = make_request(service="search", assumptions={})
     request.risk_hint = "high"
@@ -124,7 +124,7 @@ async def test_high_risk_needs_two_approvers_with_the_role(
 
 
 async def test_drift_between_approval_and_apply_voids_the_approval(
-    changes: ChangeClient, fleet: Fleet
+    changes: ChangeService, fleet: Fleet
 ) -> None:
     change_id = await changes.submit(make_request(assumptions={"unit_count": 4}))
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
@@ -174,7 +174,7 @@ async def test_stale_assumption_can_be_made_to_block_before_any_write(
     client: Client, strict_worker: Settings, fleet: Fleet
 ) -> None:
     fleet.set("checkout", "checkout-3", f"drift-{uuid.uuid4().hex}", pool_size=26)
-    changes = ChangeClient(client, strict_worker)
+    changes = ChangeService(client, strict_worker)
     try:
         change_id = await changes.submit(
             make_request(parameters={"pool_size": 23}, assumptions={"units.*.pool_size": 20})

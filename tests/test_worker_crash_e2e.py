@@ -11,7 +11,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
 from changegate.settings import Settings
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
@@ -32,7 +32,7 @@ async def test_sigkilled_worker_mid_wave_is_replaced_and_units_apply_once(
 ) -> None:
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     env = {**cli_env, "CHANGEGATE_TASK_QUEUE": queue}
-    changes = ChangeClient(client, settings.model_copy(update={"task_queue": queue}))
+    changes = ChangeService(client, settings.model_copy(update={"task_queue": queue}))
     first = _start_worker(env, tmp_path / "worker1.log")
     second: subprocess.Popen[bytes] | None = None
     try:

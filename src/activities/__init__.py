@@ -1,6 +1,7 @@
 """Every side effect of a stage, as Temporal activities; dependencies injected by the worker."""
 
 from changegate.activities.audit import AuditActivities
+from changegate.activities.authority import AuthorityActivities
 from changegate.activities.decisions import DecisionActivities
 from changegate.activities.health import HealthActivities
 from changegate.activities.recon import ReconActivities
@@ -10,6 +11,7 @@ from changegate.activities.validation import ValidationActivities, blast_radius,
 
 __all__ = [
     "AuditActivities",
+    "AuthorityActivities",
     "DecisionActivities",
     "HealthActivities",
     "ReconActivities",

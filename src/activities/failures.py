@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from changegate.errors import ConfigurationError, ProviderError
+from changegate.errors import ConfigurationError, InvalidTarget, ProviderError
 
 
 @contextmanager
@@ -19,5 +19,5 @@ def as_activity_failure() -> Iterator[None]:
         raise ApplicationError(
             str(exc), type=type(exc).__name__, non_retryable=not exc.retryable
         ) from exc
-    except ConfigurationError as exc:
+    except (ConfigurationError, InvalidTarget) as exc:
         raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc

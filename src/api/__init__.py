@@ -1,6 +1,6 @@
 """The HTTP API for agents and approvers, and the approval web page.
 
-`create_app` builds the ASGI app over a `ChangeClient`; `api_server` wraps it in a
+`create_app` builds the ASGI app over a `ChangeService`; `api_server` wraps it in a
 configured uvicorn server. Tokens come from the audit store (`changegate token create`).
 """
 

@@ -17,7 +17,7 @@ from changegate.api.errors import install_error_handlers
 from changegate.api.limits import MAX_BODY_BYTES, BodyLimit
 from changegate.api.pages import templates
 from changegate.api.state import Services
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.errors import ConfigurationError
 from changegate.settings import Settings
 
@@ -32,7 +32,7 @@ each with its dotted `path`.
 """
 
 
-def create_app(*, settings: Settings, changes: ChangeClient) -> FastAPI:
+def create_app(*, settings: Settings, changes: ChangeService) -> FastAPI:
     """The API and approval page over `changes`; the caller owns and closes the client."""
     app = FastAPI(
         title="changegate",
@@ -57,7 +57,7 @@ def create_app(*, settings: Settings, changes: ChangeClient) -> FastAPI:
 
 
 def api_server(
-    *, settings: Settings, changes: ChangeClient, host: str = "127.0.0.1", port: int = 8720
+    *, settings: Settings, changes: ChangeService, host: str = "127.0.0.1", port: int = 8720
 ) -> uvicorn.Server:
     """A configured uvicorn server for the app; the caller awaits `serve()`."""
     config = uvicorn.Config(
@@ -82,7 +82,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def running_api(
-    *, settings: Settings, changes: ChangeClient, host: str = "127.0.0.1", port: int = 8720
+    *, settings: Settings, changes: ChangeService, host: str = "127.0.0.1", port: int = 8720
 ) -> AsyncIterator[str]:
     """Serve the app on this event loop until the block ends; yields its base URL.
 

@@ -20,7 +20,7 @@ from changegate.api.schemas import (
     error_responses,
 )
 from changegate.api.state import Services, services
-from changegate.client import ChangeNotFound
+from changegate.service import ChangeNotFound
 from changegate.models import (
     ChangeRequest,
     ChangeStatus,

@@ -97,3 +97,26 @@ async def set_kill_switch(
         actor=principal.name,
         reached=report.reached,
     )
+
+
+@router.post(
+    "/incidents/{incident_id}/close",
+    response_model=IncidentItem,
+    responses=error_responses(404),
+)
+async def close_incident(
+    request: Request, incident_id: IncidentId, principal: CurrentPrincipal
+) -> IncidentItem:
+    """Close an incident, lifting the freeze it put on its target (approver or admin)."""
+    svc = services(request)
+    subject = f"incident:{incident_id}"
+    await require(svc, principal, "approver", action="close incident", subject=subject)
+    closed = await svc.operations.close_incident(incident_id)
+    if closed is None:
+        raise ApiError(
+            404,
+            rule="not_found",
+            reason=f"no incident {incident_id!r}",
+            would_pass="GET /api/v1/incidents lists them",
+        )
+    return IncidentItem.model_validate(closed, from_attributes=True)

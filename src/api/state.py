@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from changegate.api.sessions import WebSessions
-from changegate.client import ChangeClient, Operations
+from changegate.service import ChangeService, Operations
 from changegate.settings import Settings
 from changegate.store import Store
 
@@ -20,7 +20,7 @@ class Services:
     """The app's collaborators, built once by `create_app`."""
 
     settings: Settings
-    changes: ChangeClient
+    changes: ChangeService
     sessions: WebSessions = field(default_factory=WebSessions)
 
     @property

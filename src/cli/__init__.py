@@ -13,6 +13,7 @@ from changegate.cli.changes import COMMANDS
 from changegate.cli.context import Context
 from changegate.cli.demo import demo
 from changegate.cli.history import history, replay
+from changegate.cli.login import login, logout, whoami
 from changegate.cli.mcp import mcp
 from changegate.cli.operations import incident, killswitch
 from changegate.cli.serve import fleet, up, worker
@@ -29,6 +30,7 @@ __all__ = ["cli", "main"]
 @click.option("--task-queue", help="Task queue of the workers [CHANGEGATE_TASK_QUEUE].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="[CHANGEGATE_DATA_DIR].")
 @click.option("--fleet-url", help="The demo fleet's URL [CHANGEGATE_FLEET_URL].")
+@click.option("--api-url", help="The changegate API [CHANGEGATE_API_URL].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.pass_context
 def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) -> None:
@@ -38,7 +40,8 @@ def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) ->
 
 
 _OPERATOR = [up, demo, worker, fleet, api, token, mcp, killswitch, incident, history, replay]
-for _command in [*COMMANDS, *_OPERATOR]:
+_IDENTITY = [login, logout, whoami]
+for _command in [*COMMANDS, *_IDENTITY, *_OPERATOR]:
     cli.add_command(_command)
 
 

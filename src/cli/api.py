@@ -9,14 +9,24 @@ from typing import cast
 
 import click
 
-from changegate.api import ensure_first_approver, running_api
+from changegate.api import running_api
 from changegate.cli.context import EXIT_INVALID, EXIT_NOT_FOUND, Context, fail, pass_context, run
 from changegate.cli.output import emit_json, table
+from changegate.client import credentials_path, load_credentials, save_credentials
 from changegate.errors import ConfigurationError
+from changegate.service import ChangeService, connect
 from changegate.settings import Settings
-from changegate.store import Role, Store, create_token, list_tokens, open_store, revoke_token
+from changegate.store import (
+    Role,
+    Store,
+    create_token,
+    list_tokens,
+    open_store,
+    revoke_token,
+    verify_token,
+)
 
-__all__ = ["api", "ensure_first_approver", "is_loopback", "login_url", "token"]
+__all__ = ["api", "ensure_local_login", "is_loopback", "token"]
 
 
 def _store(settings: Settings) -> Store:
@@ -34,9 +44,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def login_url(base_url: str, token: str) -> str:
-    """The approval page's login link carrying `token` (print it only to its owner)."""
-    return f"{base_url.rstrip('/')}/ui/login?token={token}"
+def ensure_local_login(store: Store, settings: Settings, *, api_url: str) -> bool:
+    """Log the local CLI in as an admin of this store, unless its stored token still works.
+
+    The token goes to the user's credentials file (mode 0600), never to the terminal or a
+    log; `changegate login --print-token` shows it on request. True when a token was issued.
+    """
+    stored = load_credentials(settings.model_copy(update={"api_url": api_url}))
+    with store.session() as session:
+        if stored.token and verify_token(session=session, token=stored.token) is not None:
+            if stored.api_url.rstrip("/") != api_url.rstrip("/"):
+                save_credentials(settings, api_url=api_url, token=stored.token)
+            return False
+        issued = create_token(session=session, name="local-admin", role="admin")
+    save_credentials(settings, api_url=api_url, token=issued)
+    return True
+
+
+def login_hint(settings: Settings, base_url: str, *, issued: bool) -> str:
+    """What `up` and `api` say about logging in: where the token is, never the token."""
+    where = credentials_path(settings)
+    made = "issued a local-admin token and stored it" if issued else "your login is"
+    return (
+        f"{made} in {where} (mode 0600): the CLI uses it as it is; for the approval page "
+        f"at {base_url}/ui/login, `changegate login --print-token` shows it"
+    )
 
 
 @click.group(name="token")
@@ -146,8 +178,7 @@ async def api(ctx: Context, host: str, port: int, allow_remote: bool) -> None:
             "machines without TLS. Pass --allow-remote to do it anyway.",
             EXIT_INVALID,
         )
-    changes = await ctx.changes()
-    first = await asyncio.to_thread(lambda: ensure_first_approver(changes.gate.store))
+    changes = ChangeService(await connect(ctx.settings), ctx.settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,13 +187,12 @@ async def api(ctx: Context, host: str, port: int, allow_remote: bool) -> None:
         async with running_api(
             settings=ctx.settings, changes=changes, host=host, port=port
         ) as base:
+            issued = await asyncio.to_thread(
+                ensure_local_login, changes.gate.store, ctx.settings, api_url=base
+            )
             click.echo(f"changegate API on {base}/api/v1 (OpenAPI: {base}/openapi.json)")
             click.echo(f"approval page: {base}/ui/")
-            if first is not None:
-                click.echo(
-                    f"no approver token existed; created local-admin. Log in at\n  "
-                    f"{login_url(base, first)}"
-                )
+            click.echo(login_hint(ctx.settings, base, issued=issued))
             await stop.wait()
     except ConfigurationError as exc:
         fail(str(exc), EXIT_INVALID)

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from changegate.cli.context import (
     EXIT_INVALID,
     EXIT_OUTCOME,
-    EXIT_REFUSED,
     Context,
     fail,
     pass_context,
@@ -20,7 +19,8 @@ from changegate.cli.context import (
     validation_message,
 )
 from changegate.cli.output import emit_json, show_status, state_label, table, timeline_line
-from changegate.models import ChangeRequest, ChangeStatus, Control, Decision, Outcome
+from changegate.client.http import Control as ControlVerb
+from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage
 
 
 def load_request(stream: IO[str], *, source: str) -> ChangeRequest:
@@ -49,17 +49,17 @@ async def submit(ctx: Context, file: IO[str], wait: bool) -> None:
     """Submit a change request from FILE (YAML or JSON; `-` reads stdin)."""
     source = "stdin" if file.name == "<stdin>" else file.name
     request = load_request(file, source=source)
-    changes = await ctx.changes()
-    change_id = await changes.submit(request)
-    if not wait:
+    async with ctx.api() as changes:
+        change_id = await changes.submit(request)
+        if wait and not ctx.as_json:
+            click.echo(f"submitted {change_id}; waiting for it to end")
+        final = await changes.wait(change_id) if wait else None
+    if final is None:
         if ctx.as_json:
             emit_json({"change_id": change_id, "url": ctx.settings.workflow_url(change_id)})
         else:
             click.echo(f"submitted {change_id}\n{ctx.settings.workflow_url(change_id)}")
         return
-    if not ctx.as_json:
-        click.echo(f"submitted {change_id}; waiting for it to end")
-    final = await changes.wait(change_id)
     _print_final(ctx, final)
 
 
@@ -88,21 +88,28 @@ async def list_changes(
     stage: str | None,
     limit: int,
 ) -> None:
-    """List changes, newest first, from Temporal's visibility store."""
-    clauses = []
-    if pending:
-        stage = "AWAITING_APPROVAL"
-    for key, value in (("ChangeAgent", agent), ("ChangeTarget", target), ("ChangeStage", stage)):
-        if value:
-            escaped = value.replace("'", "\\'")
-            clauses.append(f"{key} = '{escaped}'")
-    refs = await (await ctx.changes()).list(query=" AND ".join(clauses), limit=limit)
+    """List changes, newest first (an agent token lists its own agent's)."""
+    if stage is not None and stage not in Stage.__members__:
+        fail(f"--stage {stage!r} is not a stage; stages: {', '.join(Stage)}", EXIT_INVALID)
+    async with ctx.api() as changes:
+        refs = await changes.list_changes(
+            agent=agent, target=target, stage=stage, pending=pending, limit=limit
+        )
     if ctx.as_json:
-        emit_json([ref.__dict__ for ref in refs])
+        emit_json(refs)
         return
     table(
         ["change", "stage", "agent", "target", "workflow"],
-        [[r.change_id, r.stage or "", r.agent or "", r.target or "", r.status] for r in refs],
+        [
+            [
+                r["change_id"],
+                r.get("stage") or "",
+                r.get("agent") or "",
+                r.get("target") or "",
+                r["workflow_status"],
+            ]
+            for r in refs
+        ],
     )
 
 
@@ -112,7 +119,8 @@ async def list_changes(
 @run
 async def show(ctx: Context, change_id: str) -> None:
     """Show a change: summary, findings, per-unit states, timeline."""
-    status = await (await ctx.changes()).status(change_id)
+    async with ctx.api() as changes:
+        status = await changes.status(change_id)
     if ctx.as_json:
         emit_json(status.model_dump(mode="json"))
     else:
@@ -127,14 +135,15 @@ async def watch(ctx: Context, change_id: str) -> None:
     """Follow a change live until it ends; exit 1 unless it ends DONE."""
     printed = 0
     final: ChangeStatus | None = None
-    async for status in (await ctx.changes()).watch(change_id):
-        for event in status.timeline[printed:]:
-            if ctx.as_json:
-                click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
-            else:
-                click.echo(timeline_line(event))
-        printed = len(status.timeline)
-        final = status
+    async with ctx.api() as changes:
+        async for status in changes.watch(change_id):
+            for event in status.timeline[printed:]:
+                if ctx.as_json:
+                    click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
+                else:
+                    click.echo(timeline_line(event))
+            printed = len(status.timeline)
+            final = status
     if final is not None:
         if not ctx.as_json:
             click.echo(f"{final.change_id} ended {state_label(final)}")
@@ -145,7 +154,6 @@ async def watch(ctx: Context, change_id: str) -> None:
 def _decision_command(name: str, *, reason_required: bool) -> click.Command:
     @click.command(name=name)
     @click.argument("change_id")
-    @click.option("--as", "actor", required=True, help="Who decides (recorded in the history).")
     @click.option(
         "--reason" if reason_required else "--comment",
         "reason",
@@ -154,35 +162,32 @@ def _decision_command(name: str, *, reason_required: bool) -> click.Command:
     )
     @pass_context
     @run
-    async def command(ctx: Context, change_id: str, actor: str, reason: str) -> None:
-        changes = await ctx.changes()
-        judgement = await getattr(changes, name)(change_id, Decision(actor=actor, reason=reason))
-        data = {"change_id": change_id, "verdict": name, **judgement.model_dump(mode="json")}
-        if judgement.counted:
-            ctx.emit(data, f"{name} by {actor} counted on {change_id}")
-            return
-        ctx.emit(data, "")
-        fail(
-            f"{name} by {actor} not counted: rule {judgement.rule}: {judgement.reason}",
-            EXIT_REFUSED,
-        )
+    async def command(ctx: Context, change_id: str, reason: str) -> None:
+        async with ctx.api() as changes:
+            answer = await changes.decide(
+                change_id, "approve" if name == "approve" else "reject", reason=reason
+            )
+        ctx.emit(answer, f"{name} by {answer['actor']} counted on {change_id}")
 
     command.help = (
-        f"{name.capitalize()} a change awaiting approval; exit 5 if policy does not count it."
+        f"{name.capitalize()} a change awaiting approval, as the holder of your token (see "
+        "`changegate login`); exit 5 if policy does not count it."
     )
     return command
 
 
 def _control_command(name: str, help_text: str) -> click.Command:
-    @click.command(name=name, help=help_text)
+    @click.command(name=name, help=help_text + " Recorded as the holder of your token.")
     @click.argument("change_id")
-    @click.option("--as", "actor", default="operator", show_default=True, help="Who.")
     @click.option("--reason", default="", help="Why (recorded in the history).")
     @pass_context
     @run
-    async def command(ctx: Context, change_id: str, actor: str, reason: str) -> None:
-        changes = await ctx.changes()
-        await getattr(changes, name)(change_id, Control(actor=actor, reason=reason))
+    async def command(ctx: Context, change_id: str, reason: str) -> None:
+        verb: ControlVerb = (
+            "pause" if name == "pause" else "resume" if name == "resume" else "abort"
+        )
+        async with ctx.api() as changes:
+            await changes.control(change_id, verb, reason=reason)
         _acknowledge(ctx, change_id, name)
 
     return command

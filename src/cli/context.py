@@ -2,8 +2,13 @@
 
 Exit codes: 0 success; 1 the change ended other than DONE (with `--wait`) or the demo's
 story did not hold; 2 invalid input (the message names the field and what would pass);
-3 no such change; 4 Temporal or the fleet unreachable; 5 refused by a rule (admission,
-or a decision that does not count): the message names the rule, why, and what would pass.
+3 no such change; 4 the API, Temporal or the fleet unreachable; 5 refused by a rule
+(admission, a decision that does not count, a missing or unknown token): the message
+names the rule, why, and what would pass.
+
+Commands for agents, approvers and operators talk to the API (the front door) with the
+caller's token; only the commands that run servers (`up`, `api`, `worker`, `demo`) and
+`token` (which writes the store directly) touch Temporal or the store themselves.
 """
 
 from __future__ import annotations
@@ -18,7 +23,17 @@ import click
 from pydantic import ValidationError
 
 from changegate.admission import AdmissionRefused
-from changegate.client import ChangeClient, ChangeNotFound, TemporalUnreachable, connect
+from changegate.client import (
+    ApiError,
+    ChangeClient,
+    InvalidInput,
+    NotFound,
+    Refused,
+    Unauthenticated,
+    Unavailable,
+    load_credentials,
+)
+from changegate.service import ChangeNotFound, TemporalUnreachable
 from changegate.settings import Settings
 
 EXIT_OUTCOME, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3, 4, 5
@@ -34,9 +49,9 @@ class Context:
         self.settings = settings
         self.as_json = as_json
 
-    async def changes(self) -> ChangeClient:
-        """A connected change client."""
-        return ChangeClient(await connect(self.settings), self.settings)
+    def api(self) -> ChangeClient:
+        """A client of the API with the caller's token (environment or stored login)."""
+        return ChangeClient(load_credentials(self.settings))
 
     def emit(self, data: Any, text: str) -> None:
         """`data` as JSON with --json, else `text`."""
@@ -74,14 +89,28 @@ def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | Non
             fail(str(exc), EXIT_UNREACHABLE)
         except ChangeNotFound as exc:
             fail(str(exc), EXIT_NOT_FOUND)
-        except AdmissionRefused as exc:
+        except (AdmissionRefused, Refused, Unauthenticated) as exc:
+            fail(refusal_message(exc.rule, exc.reason, exc.would_pass), EXIT_REFUSED)
+        except NotFound as exc:
+            fail(exc.reason, EXIT_NOT_FOUND)
+        except InvalidInput as exc:
+            fail(refusal_message(exc.rule, exc.reason, exc.would_pass), EXIT_INVALID)
+        except Unavailable as exc:
             fail(
-                f"refused by rule {exc.rule}\n  why: {exc.reason}\n  would pass: {exc.would_pass}",
-                EXIT_REFUSED,
+                f"{exc.reason}; {exc.would_pass}" if exc.would_pass else exc.reason,
+                EXIT_UNREACHABLE,
             )
+        except ApiError as exc:
+            fail(str(exc), EXIT_UNREACHABLE)
         return None
 
     return wrapper
+
+
+def refusal_message(rule: str, reason: str, would_pass: str) -> str:
+    """`refused by rule R`, why, and what would pass, one per line."""
+    text = f"refused by rule {rule}\n  why: {reason}"
+    return text + (f"\n  would pass: {would_pass}" if would_pass else "")
 
 
 pass_context = click.make_pass_decorator(Context)

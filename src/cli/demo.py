@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import click
 
+from changegate.api import running_api
 from changegate.cli.context import EXIT_OUTCOME, Context, pass_context, run
 from changegate.cli.output import state_label, timeline_line
-from changegate.client import ChangeClient
 from changegate.models import ChangeStatus
 from changegate.runtime import running_stack
-from changegate.runtime.demo import play, story_holds
+from changegate.runtime.demo import demo_tokens, play, story_holds
+from changegate.service import ChangeService
 
 # Left out of the closing timelines, which are already printed live in full.
 _QUIET = {"stage", "measurement", "summary", "held"}
@@ -56,8 +58,16 @@ async def demo(ctx: Context, embedded: bool) -> None:
     ) as stack:
         for name, where in stack.parts.items():
             _progress(f"{name}: {where}")
-        changes = ChangeClient(stack.client, settings)
-        results = await play(changes, fleet_url=settings.fleet_url, say=_say, on_event=_event)
+        changes = ChangeService(stack.client, settings)
+        try:
+            tokens = await asyncio.to_thread(lambda: demo_tokens(changes.gate.store))
+            async with running_api(settings=settings, changes=changes, port=0) as base:
+                _progress(f"api: {base}/api/v1 (agents and the approver each use a token)")
+                results = await play(
+                    base, tokens, fleet_url=settings.fleet_url, say=_say, on_event=_event
+                )
+        finally:
+            changes.close()
         click.echo("\n" + click.style("HOW IT ENDED", bold=True))
         for act, status in results:
             want = act.expected.value

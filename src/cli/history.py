@@ -12,7 +12,7 @@ from temporalio.worker import Replayer
 
 from changegate.cli.context import EXIT_OUTCOME, Context, pass_context, run
 from changegate.cli.output import emit_json
-from changegate.client import connect
+from changegate.service import connect
 from changegate.worker import workflow_runner
 from changegate.workflows import ChangeWorkflow
 

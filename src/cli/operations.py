@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import click
 
-from changegate.cli.context import EXIT_NOT_FOUND, Context, fail, pass_context, run
+from changegate.cli.context import Context, pass_context, run
 from changegate.cli.output import emit_json, table
-from changegate.client import Operations
-from changegate.store import KillMode
 
 
 def _scope(agent: str | None) -> str:
@@ -30,35 +29,33 @@ def killswitch() -> None:
     show_default=True,
     help="pause: hold at the next safe point; abort: roll back what was applied.",
 )
-@click.option("--as", "actor", required=True, help="Who engages it (recorded).")
-@click.option("--reason", required=True, help="Why (recorded).")
+@click.option("--reason", required=True, help="Why (recorded, with your token's name).")
 @pass_context
 @run
-async def engage(ctx: Context, agent: str | None, mode: str, actor: str, reason: str) -> None:
+async def engage(ctx: Context, agent: str | None, mode: str, reason: str) -> None:
     """Engage a kill switch; new changes in its scope are refused until it is released."""
     started = time.monotonic()
-    changes = await ctx.changes()
-    kill_mode: KillMode = "abort" if mode == "abort" else "pause"
-    report = await Operations(changes).engage(_scope(agent), kill_mode, actor=actor, reason=reason)
+    async with ctx.api() as api:
+        report = await api.kill_switch(_scope(agent), "engage", mode=mode, reason=reason)
     took = time.monotonic() - started
+    reached = report["reached"]
     ctx.emit(
-        {**report.__dict__, "seconds": round(took, 3)},
-        f"kill switch {report.scope} engaged ({mode}): reached {len(report.reached)} running "
-        f"change(s) in {took:.2f}s" + "".join(f"\n  {c}" for c in report.reached),
+        {**report, "seconds": round(took, 3)},
+        f"kill switch {report['scope']} engaged ({mode}) by {report['actor']}: reached "
+        f"{len(reached)} running change(s) in {took:.2f}s" + "".join(f"\n  {c}" for c in reached),
     )
 
 
 @killswitch.command(name="release")
 @click.option("--agent", help="The agent's switch (default: the global one).")
-@click.option("--as", "actor", required=True, help="Who releases it (recorded).")
-@click.option("--reason", default="", help="Why (recorded).")
+@click.option("--reason", required=True, help="Why (recorded, with your token's name).")
 @pass_context
 @run
-async def release(ctx: Context, agent: str | None, actor: str, reason: str) -> None:
+async def release(ctx: Context, agent: str | None, reason: str) -> None:
     """Release a kill switch and resume the changes it paused."""
-    changes = await ctx.changes()
-    report = await Operations(changes).release(_scope(agent), actor=actor, reason=reason)
-    ctx.emit(report.__dict__, f"kill switch {report.scope} released; resumed what it held")
+    async with ctx.api() as api:
+        report = await api.kill_switch(_scope(agent), "release", mode="pause", reason=reason)
+    ctx.emit(report, f"kill switch {report['scope']} released; resumed what it held")
 
 
 @killswitch.command(name="list")
@@ -66,20 +63,21 @@ async def release(ctx: Context, agent: str | None, actor: str, reason: str) -> N
 @run
 async def list_switches(ctx: Context) -> None:
     """Every kill switch and its state."""
-    switches = await Operations(await ctx.changes()).kill_switches()
+    async with ctx.api() as api:
+        switches = await api.kill_switches()
     if ctx.as_json:
-        emit_json([s.model_dump(mode="json") for s in switches])
+        emit_json(switches)
         return
     table(
         ["scope", "state", "mode", "by", "reason", "since"],
         [
             [
-                s.scope,
-                "ENGAGED" if s.engaged else "released",
-                s.mode,
-                s.actor,
-                s.reason,
-                s.updated_at.isoformat(timespec="seconds"),
+                s["scope"],
+                "ENGAGED" if s["engaged"] else "released",
+                s["mode"],
+                s["actor"],
+                s["reason"],
+                _when(s["updated_at"]),
             ]
             for s in switches
         ],
@@ -97,21 +95,22 @@ def incident() -> None:
 @run
 async def list_incidents(ctx: Context, open_only: bool) -> None:
     """Incidents, newest first."""
-    found = await Operations(await ctx.changes()).incidents(open_only=open_only)
+    async with ctx.api() as api:
+        found = await api.incidents(open_only=open_only)
     if ctx.as_json:
-        emit_json([i.model_dump(mode="json") for i in found])
+        emit_json(found)
         return
     table(
         ["incident", "severity", "category", "target", "agent", "opened", "state"],
         [
             [
-                i.incident_id,
-                i.severity,
-                i.category,
-                i.target_label,
-                i.agent_id,
-                i.opened_at.isoformat(timespec="seconds"),
-                "closed" if i.closed_at else "OPEN",
+                i["incident_id"],
+                i["severity"],
+                i["category"],
+                i["target_label"],
+                i["agent_id"],
+                _when(i["opened_at"]),
+                "closed" if i["closed_at"] else "OPEN",
             ]
             for i in found
         ],
@@ -125,18 +124,16 @@ async def list_incidents(ctx: Context, open_only: bool) -> None:
 @run
 async def show_incident(ctx: Context, incident_id: str, markdown: bool) -> None:
     """One incident and its post-incident review."""
-    found = await Operations(await ctx.changes()).incident(incident_id)
-    if found is None:
-        fail(f"no incident {incident_id!r}; `changegate incident list` shows them", EXIT_NOT_FOUND)
-        return
+    async with ctx.api() as api:
+        found = await api.incident(incident_id)
     if ctx.as_json:
-        emit_json(found.model_dump(mode="json"))
+        emit_json(found)
     elif markdown:
-        click.echo(found.review_markdown)
+        click.echo(found["review_markdown"])
     else:
-        state = f"closed {found.closed_at:%Y-%m-%d %H:%M}" if found.closed_at else "OPEN"
-        click.echo(f"{found.incident_id}  {found.severity}  {found.category}  {state}\n")
-        click.echo(found.review_markdown)
+        state = f"closed {_when(found['closed_at'])}" if found["closed_at"] else "OPEN"
+        click.echo(f"{found['incident_id']}  {found['severity']}  {found['category']}  {state}\n")
+        click.echo(found["review_markdown"])
 
 
 @incident.command(name="close")
@@ -145,8 +142,10 @@ async def show_incident(ctx: Context, incident_id: str, markdown: bool) -> None:
 @run
 async def close(ctx: Context, incident_id: str) -> None:
     """Close an incident, lifting the freeze it put on its target."""
-    found = await Operations(await ctx.changes()).close_incident(incident_id)
-    if found is None:
-        fail(f"no incident {incident_id!r}", EXIT_NOT_FOUND)
-        return
-    ctx.emit(found.model_dump(mode="json"), f"closed {incident_id}")
+    async with ctx.api() as api:
+        found = await api.close_incident(incident_id)
+    ctx.emit(found, f"closed {incident_id}")
+
+
+def _when(stamp: str) -> str:
+    return datetime.fromisoformat(stamp).isoformat(timespec="seconds")

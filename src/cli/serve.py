@@ -10,10 +10,10 @@ import signal
 import click
 
 from changegate.api import running_api
-from changegate.cli.api import ensure_first_approver, login_url
+from changegate.cli.api import ensure_local_login, login_hint
 from changegate.cli.context import Context, pass_context, run
-from changegate.client import ChangeClient
 from changegate.runtime import running_stack
+from changegate.service import ChangeService
 from changegate.worker import run_worker
 
 
@@ -40,19 +40,18 @@ async def up(ctx: Context, embedded: bool | None, api_port: int) -> None:
     given = source is not None and source.name != "DEFAULT"
     embedded = not given if embedded is None else embedded
     async with running_stack(ctx.settings, embedded_temporal=embedded, progress=_say) as stack:
-        changes = ChangeClient(stack.client, ctx.settings)
+        changes = ChangeService(stack.client, ctx.settings)
         try:
-            first = await asyncio.to_thread(lambda: ensure_first_approver(changes.gate.store))
             async with running_api(settings=ctx.settings, changes=changes, port=api_port) as base:
+                issued = await asyncio.to_thread(
+                    ensure_local_login, changes.gate.store, ctx.settings, api_url=base
+                )
                 stack.parts["api"] = f"{base}/api/v1 (OpenAPI at {base}/openapi.json)"
                 stack.parts["approval page"] = f"{base}/ui/"
                 click.echo(click.style("changegate is up", fg="green", bold=True))
                 for name, where in stack.parts.items():
                     click.echo(f"  {name:<16} {where}")
-                if first is not None:
-                    click.echo(
-                        f"  first login (the admin token is shown once): {login_url(base, first)}"
-                    )
+                click.echo("  " + login_hint(ctx.settings, base, issued=issued))
                 click.echo("submit a change with `changegate submit FILE`; Ctrl-C stops everything")
                 await _until_interrupted()
                 click.echo("stopping")

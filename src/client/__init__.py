@@ -1,18 +1,39 @@
-"""The Python client, async (`ChangeClient`) and blocking (`SyncChangeClient`)."""
+"""The Python client of the changegate API, async (`ChangeClient`) and blocking.
 
-from changegate.client.changes import ChangeClient, ChangeNotFound, ChangeRef
-from changegate.client.connection import TemporalUnreachable, connect, ensure_search_attributes
-from changegate.client.operations import KillSwitchReport, Operations
+Every call carries a token (`changegate login`, `CHANGEGATE_TOKEN`, or the one `changegate
+up` stores); identity and guardrails live at the front door, never in the client.
+"""
+
+from changegate.client.credentials import (
+    Credentials,
+    credentials_path,
+    forget_credentials,
+    load_credentials,
+    save_credentials,
+)
+from changegate.client.errors import (
+    ApiError,
+    InvalidInput,
+    NotFound,
+    Refused,
+    Unauthenticated,
+    Unavailable,
+)
+from changegate.client.http import ChangeClient
 from changegate.client.sync import SyncChangeClient
 
 __all__ = [
+    "ApiError",
     "ChangeClient",
-    "ChangeNotFound",
-    "ChangeRef",
-    "KillSwitchReport",
-    "Operations",
+    "Credentials",
+    "InvalidInput",
+    "NotFound",
+    "Refused",
     "SyncChangeClient",
-    "TemporalUnreachable",
-    "connect",
-    "ensure_search_attributes",
+    "Unauthenticated",
+    "Unavailable",
+    "credentials_path",
+    "forget_credentials",
+    "load_credentials",
+    "save_credentials",
 ]

@@ -7,15 +7,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from changegate.client.changes import ChangeClient, ChangeRef
-from changegate.client.connection import connect
-from changegate.models import (
-    ChangeRequest,
-    ChangeStatus,
-    Control,
-    Decision,
-    DecisionJudgement,
-)
+from changegate.client.credentials import Credentials
+from changegate.client.http import ChangeClient
+from changegate.models import ChangeRequest, ChangeStatus
 from changegate.settings import Settings
 
 T = TypeVar("T")
@@ -28,59 +22,61 @@ class SyncChangeClient:
     program that has no loop of its own.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        """Connect to the Temporal that `settings` (default: the environment) names."""
-        self._settings = settings or Settings()
+    def __init__(
+        self, credentials: Credentials | None = None, *, settings: Settings | None = None
+    ) -> None:
+        """Talk to the API the credentials (default: the environment or stored login) name."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._changes = self._call(self._connect())
+        self._changes = self._call(self._make(credentials, settings))
 
-    async def _connect(self) -> ChangeClient:
-        return ChangeClient(await connect(self._settings), self._settings)
+    @staticmethod
+    async def _make(credentials: Credentials | None, settings: Settings | None) -> ChangeClient:
+        return ChangeClient(credentials, settings=settings)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def submit(self, request: ChangeRequest) -> str:
-        """Admit and start a change; its id (or `AdmissionRefused`)."""
+        """Submit a change; its id (or `Refused`)."""
         return self._call(self._changes.submit(request))
 
     def status(self, change_id: str) -> ChangeStatus:
         """The change's full status."""
         return self._call(self._changes.status(change_id))
 
-    def wait(self, change_id: str) -> ChangeStatus:
-        """Block until the change ends."""
-        return self._call(self._changes.wait(change_id))
+    def wait(self, change_id: str, *, timeout: float | None = None) -> ChangeStatus:
+        """Block until the change ends (`TimeoutError` after `timeout` seconds)."""
+        return self._call(self._changes.wait(change_id, timeout=timeout))
 
-    def approve(self, change_id: str, decision: Decision) -> DecisionJudgement:
-        """Approve; whether it counted and why."""
-        return self._call(self._changes.approve(change_id, decision))
+    def approve(self, change_id: str, *, reason: str = "") -> dict[str, Any]:
+        """Approve as the token's holder."""
+        return self._call(self._changes.approve(change_id, reason=reason))
 
-    def reject(self, change_id: str, decision: Decision) -> DecisionJudgement:
-        """Reject; whether it counted and why."""
-        return self._call(self._changes.reject(change_id, decision))
+    def reject(self, change_id: str, *, reason: str) -> dict[str, Any]:
+        """Reject as the token's holder."""
+        return self._call(self._changes.reject(change_id, reason=reason))
 
-    def pause(self, change_id: str, control: Control) -> None:
+    def pause(self, change_id: str, *, reason: str = "") -> None:
         """Hold the change at its next safe point."""
-        self._call(self._changes.pause(change_id, control))
+        self._call(self._changes.control(change_id, "pause", reason=reason))
 
-    def resume(self, change_id: str, control: Control) -> None:
+    def resume(self, change_id: str, *, reason: str = "") -> None:
         """Continue a held change."""
-        self._call(self._changes.resume(change_id, control))
+        self._call(self._changes.control(change_id, "resume", reason=reason))
 
-    def abort(self, change_id: str, control: Control) -> None:
+    def abort(self, change_id: str, *, reason: str = "") -> None:
         """Abort, rolling back whatever was applied."""
-        self._call(self._changes.abort(change_id, control))
+        self._call(self._changes.control(change_id, "abort", reason=reason))
 
-    def list(self, *, query: str = "", limit: int = 100) -> list[ChangeRef]:
-        """Changes matching a visibility query."""
-        return self._call(self._changes.list(query=query, limit=limit))
+    def list_changes(self, **filters: Any) -> list[dict[str, Any]]:
+        """Changes, newest first (`agent`, `target`, `stage`, `pending`, `limit`)."""
+        return self._call(self._changes.list_changes(**filters))
 
     def close(self) -> None:
-        """Release the store and stop the background loop."""
-        self._changes.close()
+        """Close the connections and stop the background loop."""
+        self._call(self._changes.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()

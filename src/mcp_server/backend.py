@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from changegate.client import ChangeClient
+from changegate.service import ChangeService
 from changegate.providers import FleetProvider, ProviderRegistry
 from changegate.settings import Settings
 from changegate.store import Store, open_store
 
-ChangesFactory = Callable[[], Awaitable[ChangeClient]]
+ChangesFactory = Callable[[], Awaitable[ChangeService]]
 """Makes the change client on first use; the server owns and closes what it returns."""
 
 
@@ -32,7 +32,7 @@ class Backend:
         self.settings = settings
         self.providers = providers or ProviderRegistry([FleetProvider(settings.fleet_url)])
         self._changes_factory = changes_factory
-        self._changes: ChangeClient | None = None
+        self._changes: ChangeService | None = None
         self._store: Store | None = None
         self._lock = asyncio.Lock()
 
@@ -44,7 +44,7 @@ class Backend:
                 self._store = await asyncio.to_thread(open_store, self.settings.store_url())
             return self._store
 
-    async def changes(self) -> ChangeClient:
+    async def changes(self) -> ChangeService:
         """The change client, made by the factory on first use."""
         async with self._lock:
             if self._changes is None:

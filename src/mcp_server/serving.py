@@ -7,7 +7,7 @@ from typing import Any, Literal
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 
-from changegate.client import ChangeClient, connect
+from changegate.service import ChangeService, connect
 from changegate.mcp_server.auth import Principal, lookup
 from changegate.mcp_server.backend import Backend, ChangesFactory
 from changegate.mcp_server.server import build_server
@@ -26,8 +26,8 @@ class InvalidToken(ValueError):
 def connecting_changes(settings: Settings) -> ChangesFactory:
     """A factory that connects to Temporal when a tool first needs it."""
 
-    async def make() -> ChangeClient:
-        return ChangeClient(await connect(settings), settings)
+    async def make() -> ChangeService:
+        return ChangeService(await connect(settings), settings)
 
     return make
 

@@ -9,7 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from changegate.admission import AdmissionRefused
-from changegate.client import ChangeClient, ChangeNotFound, TemporalUnreachable
+from changegate.service import ChangeService, ChangeNotFound, TemporalUnreachable
 from changegate.errors import ChangegateError
 from changegate.mcp_server.auth import Authenticator, Principal
 from changegate.mcp_server.backend import Backend
@@ -131,7 +131,7 @@ class ChangegateTools:
             raise ToolError(str(exc)) from exc
         return Observation.of(observation)
 
-    async def _changes(self) -> ChangeClient:
+    async def _changes(self) -> ChangeService:
         try:
             return await self._backend.changes()
         except TemporalUnreachable as exc:

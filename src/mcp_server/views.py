@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, JsonValue
 
-from changegate.client import ChangeRef
+from changegate.service import ChangeRef
 from changegate.models import (
     ChangeStatus,
     Finding,

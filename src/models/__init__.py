@@ -1,5 +1,11 @@
 """Pydantic contracts shared by every part of changegate; pure data, no I/O."""
 
+from changegate.models.authority import (
+    AdmissionTicket,
+    AuthorityVerdict,
+    DecisionProof,
+    TicketCheck,
+)
 from changegate.models.health import (
     AnalysisLimits,
     MeasureInput,
@@ -63,11 +69,13 @@ from changegate.models.steps import (
 from changegate.models.verdicts import DecisionJudgement, DecisionVerdict, RiskAssessment
 
 __all__ = [
+    "AdmissionTicket",
     "AgentIdentity",
     "AnalysisLimits",
     "ApprovalProof",
     "AuditInput",
     "AuditReceipt",
+    "AuthorityVerdict",
     "ChangeInput",
     "ChangePlan",
     "ChangeRequest",
@@ -78,6 +86,7 @@ __all__ = [
     "Control",
     "Decision",
     "DecisionJudgement",
+    "DecisionProof",
     "DecisionRequest",
     "DecisionVerdict",
     "DesiredChange",
@@ -106,6 +115,7 @@ __all__ = [
     "SummaryInput",
     "Target",
     "TargetObservation",
+    "TicketCheck",
     "TimelineEvent",
     "UnitChange",
     "UnitObservation",

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, JsonValue
 
+from changegate.models.authority import AdmissionTicket, DecisionProof
 from changegate.models.observation import Finding, TargetObservation
 from changegate.models.plan import ChangePlan, UnitState
 from changegate.models.request import ChangeRequest, Contract
@@ -54,10 +55,15 @@ class HaltCause(StrEnum):
 
 
 class Decision(Contract):
-    """An approver's answer, carried by the approve and reject signals."""
+    """An approver's answer, carried by the approve and reject signals.
+
+    Only `proof`, signed by the front door, says who decided: a decision without a valid
+    proof is recorded as refused and never counts, whatever `actor` claims.
+    """
 
     actor: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)
+    proof: DecisionProof | None = None
 
 
 class Control(Contract):
@@ -78,6 +84,7 @@ class DecisionRequest(Contract):
     actor: str = Field(min_length=1, max_length=200)
     verdict: DecisionVerdict
     reason: str = Field(default="", max_length=2000)
+    proof: DecisionProof | None = None
 
 
 class TimelineEvent(Contract):
@@ -92,10 +99,11 @@ class TimelineEvent(Contract):
 
 
 class ChangeInput(Contract):
-    """The workflow's input: the request and the id it runs under."""
+    """The workflow's input: the request, the id it runs under, and admission's ticket."""
 
     change_id: str
     request: ChangeRequest
+    ticket: AdmissionTicket | None = None
 
 
 class ChangeStatus(Contract):

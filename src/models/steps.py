@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, JsonValue
 
+from changegate.models.authority import DecisionProof
 from changegate.models.observation import Finding, TargetObservation, ValidationReport
 from changegate.models.plan import ChangePlan, UnitChange
 from changegate.models.request import ChangeRequest, Contract, Target
@@ -88,8 +89,10 @@ class ValidateInput(Contract):
 class JudgeInput(Contract):
     """Input of `judge_decision`: one decision and what it is judged against."""
 
+    change_id: str
     actor: str
     verdict: DecisionVerdict
+    proof: DecisionProof | None = None
     request: ChangeRequest
     risk: RiskAssessment
     prior: list[tuple[str, DecisionVerdict]] = Field(default_factory=list)

@@ -28,3 +28,7 @@ class DecisionJudgement(Contract):
     counted: bool
     reason: str
     rule: str | None = None
+    principal: str | None = None
+    """Who decided, as the front door's signed proof says (None when unauthenticated)."""
+    nonce: str | None = None
+    """The proof's nonce: a proof counts once, however often it is sent."""

@@ -3,13 +3,14 @@ that the canary catches and rolls back. Runs against the real fleet on a real Te
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
 
-from changegate.client import ChangeClient
-from changegate.models import ChangeRequest, ChangeStatus, Decision, Outcome, Stage
+from changegate.client import ChangeClient, Credentials
+from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage
+from changegate.store import Store, create_token
 
 # Short bakes so the whole story takes about a minute.
 DEMO_ROLLOUT = {
@@ -95,34 +96,56 @@ async def plant_drift(fleet_url: str) -> None:
         response.raise_for_status()
 
 
+APPROVER = "demo-approver"
+
+
+def demo_tokens(store: Store) -> dict[str, str]:
+    """A token for each acting agent and one for the approver, issued in the demo's store."""
+    with store.session() as session:
+        tokens = {
+            act.request.agent.agent_id: create_token(
+                session=session,
+                name=act.request.agent.agent_id,
+                role="agent",
+                agent_id=act.request.agent.agent_id,
+            )
+            for act in ACTS
+        }
+        tokens[APPROVER] = create_token(session=session, name=APPROVER, role="approver")
+    return tokens
+
+
 async def play(
-    changes: ChangeClient,
+    api_url: str,
+    tokens: Mapping[str, str],
     *,
     fleet_url: str,
     say: Callable[[str], None],
     on_event: Callable[[str, ChangeStatus, int], None],
 ) -> list[tuple[Act, ChangeStatus]]:
-    """Play every act: submit, show the summary, approve, follow it live to its end."""
+    """Play every act through the API: the agent submits with its own token, the approver
+    reads the summary and approves with theirs, and the change is followed to its end."""
     await plant_drift(fleet_url)
     results = []
-    for number, act in enumerate(ACTS, start=1):
-        say(f"ACT {number}: {act.title}")
-        change_id = await changes.submit(act.request)
-        printed = 0
-        approved = False
-        final: ChangeStatus | None = None
-        async for status in changes.watch(change_id, interval=0.25):
-            on_event(change_id, status, printed)
-            printed = len(status.timeline)
-            if status.stage == Stage.AWAITING_APPROVAL and not approved:
-                say("summary the approver reads:\n" + (status.summary or ""))
-                await changes.approve(
-                    change_id, Decision(actor="demo-approver", reason="read the summary")
-                )
-                approved = True
-            final = status
-        assert final is not None
-        results.append((act, final))
+    async with ChangeClient(Credentials(api_url=api_url, token=tokens[APPROVER])) as approver:
+        for number, act in enumerate(ACTS, start=1):
+            say(f"ACT {number}: {act.title}")
+            agent_token = tokens[act.request.agent.agent_id]
+            async with ChangeClient(Credentials(api_url=api_url, token=agent_token)) as agent:
+                change_id = await agent.submit(act.request)
+            printed = 0
+            approved = False
+            final: ChangeStatus | None = None
+            async for status in approver.watch(change_id, interval=0.25):
+                on_event(change_id, status, printed)
+                printed = len(status.timeline)
+                if status.stage == Stage.AWAITING_APPROVAL and not approved:
+                    say("summary the approver reads:\n" + (status.summary or ""))
+                    await approver.approve(change_id, reason="read the summary")
+                    approved = True
+                final = status
+            assert final is not None
+            results.append((act, final))
     return results
 
 

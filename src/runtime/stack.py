@@ -14,9 +14,9 @@ from urllib.parse import urlparse
 import httpx
 from temporalio.client import Client
 
-from changegate.client import TemporalUnreachable, connect, ensure_search_attributes
 from changegate.errors import ConfigurationError
 from changegate.runtime.devserver import DevServer, port_open, start_dev_server
+from changegate.service import TemporalUnreachable, connect, ensure_search_attributes
 from changegate.settings import Settings
 from changegate.worker import running_worker
 

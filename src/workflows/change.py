@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         SummaryInput,
         TargetObservation,
+        TicketCheck,
         UnitChange,
         ValidationReport,
     )
@@ -65,6 +66,8 @@ class ChangeWorkflow:
         self._controls = Controls(self._ledger)
         self._steps = Steps(data.change_id, data.request)
         self._request = data.request
+        self._ticket = data.ticket
+        self._nonces: set[str] = set()
         self._rejection: Decision | None = None
         self._decisions: list[tuple[str, DecisionVerdict]] = []
         self._applied: list[UnitChange] = []
@@ -93,6 +96,7 @@ class ChangeWorkflow:
         return self._status
 
     async def _stages(self) -> None:
+        await self._check_admission()
         await self._record()
         while True:
             observation = await self._recon()
@@ -108,6 +112,25 @@ class ChangeWorkflow:
             await self._apply_phase(index, phase, proof)
         await self._verify(plan)
         self._ledger.finish(Outcome.DONE, f"{len(plan.units())} units changed and verified")
+
+    async def _check_admission(self) -> None:
+        """Only a workflow the front door admitted (a valid signed ticket) may go on."""
+        verdict = await self._steps.verify_admission(
+            TicketCheck(
+                change_id=self._status.change_id,
+                request=self._request,
+                ticket=self._ticket,
+                started_at=workflow.info().start_time,
+            )
+        )
+        if verdict.valid:
+            self._ledger.event("admitted", verdict.reason)
+            return
+        message = f"not admitted ({verdict.rule}): {verdict.reason}"
+        self._status.findings.append(
+            Finding(code="not-admitted", severity="block", message=message)
+        )
+        raise Halt(Outcome.BLOCKED, HaltCause.BLOCKED, message)
 
     async def _halt(self, halt: Halt) -> None:
         self._status.halt_cause = halt.cause
@@ -281,14 +304,21 @@ class ChangeWorkflow:
     async def approve(self, decision: Decision) -> None:
         """An approval (from the web UI or CLI); judged by policy before it counts."""
         await self._decide(
-            DecisionRequest(actor=decision.actor, verdict="approve", reason=decision.reason)
+            DecisionRequest(
+                actor=decision.actor,
+                verdict="approve",
+                reason=decision.reason,
+                proof=decision.proof,
+            )
         )
 
     @workflow.signal
     async def reject(self, decision: Decision) -> None:
         """A rejection: the change ends with nothing applied."""
         await self._decide(
-            DecisionRequest(actor=decision.actor, verdict="reject", reason=decision.reason)
+            DecisionRequest(
+                actor=decision.actor, verdict="reject", reason=decision.reason, proof=decision.proof
+            )
         )
 
     @workflow.update
@@ -298,38 +328,79 @@ class ChangeWorkflow:
 
     async def _decide(self, request: DecisionRequest) -> DecisionJudgement:
         judgement = self._not_awaiting()
+        if judgement is None and request.proof is None:
+            judgement = DecisionJudgement(
+                counted=False,
+                rule="approval.unauthenticated",
+                reason="the decision carries no signed proof of who made it; decide through "
+                "`changegate approve`, the approval page or the HTTP API",
+            )
         if judgement is None and self._status.risk is not None:
             judgement = await self._steps.judge(
                 JudgeInput(
+                    change_id=self._status.change_id,
                     actor=request.actor,
                     verdict=request.verdict,
+                    proof=request.proof,
                     request=self._request,
                     risk=self._status.risk,
                     prior=self._decisions,
                 )
             )
-            judgement = self._not_awaiting() or judgement
+            # Judged again after the await: no await sits between this and the count below,
+            # so concurrent decisions cannot both pass it.
+            judgement = self._not_awaiting() or self._once(judgement, request.verdict)
         assert judgement is not None
-        decision = Decision(actor=request.actor, reason=request.reason)
+        who = judgement.principal
         if not judgement.counted:
+            claimed = "" if who else f" (unauthenticated, claiming to be {request.actor!r})"
             self._ledger.event(
                 "decision-refused",
-                f"{request.verdict} not counted ({judgement.rule}): {judgement.reason}",
-                actor=request.actor,
+                f"{request.verdict}{claimed} not counted ({judgement.rule}): {judgement.reason}",
+                actor=who,
             )
-        elif request.verdict == "approve":
-            self._decisions.append((request.actor, "approve"))
+            return judgement
+        assert who is not None and judgement.nonce is not None and request.proof is not None
+        self._nonces.add(judgement.nonce)
+        self._decisions.append((who, request.verdict))
+        reason = request.proof.reason  # the signed reason, not the payload's
+        decision = Decision(actor=who, reason=reason)
+        if request.verdict == "approve":
             self._status.approvals.append(decision)
             need = self._status.approvals_required
             self._ledger.event(
                 "approved",
-                f"{request.reason or 'approved'} ({len(self._status.approvals)}/{need})",
-                actor=request.actor,
+                f"{reason or 'approved'} ({len(self._status.approvals)}/{need})",
+                actor=who,
             )
         else:
-            self._decisions.append((request.actor, "reject"))
             self._rejection = decision
-            self._ledger.event("rejected", request.reason or "rejected", actor=request.actor)
+            self._ledger.event("rejected", reason or "rejected", actor=who)
+        return judgement
+
+    def _once(self, judgement: DecisionJudgement, verdict: DecisionVerdict) -> DecisionJudgement:
+        """Refuse a replayed proof, and a second decision of the same kind by one principal."""
+        if not judgement.counted:
+            return judgement
+        if judgement.nonce in self._nonces:
+            return judgement.model_copy(
+                update={
+                    "counted": False,
+                    "rule": "approval.replayed",
+                    "reason": "this signed decision was already counted once",
+                }
+            )
+        who = (judgement.principal or "").strip().casefold()
+        earlier = [v for a, v in self._decisions if a.strip().casefold() == who]
+        if earlier and (verdict == "approve" or "reject" in earlier):
+            return judgement.model_copy(
+                update={
+                    "counted": False,
+                    "rule": "approval.duplicate",
+                    "reason": f"{judgement.principal} already decided ({earlier[0]}) on this "
+                    "change; each approver counts once",
+                }
+            )
         return judgement
 
     def _not_awaiting(self) -> DecisionJudgement | None:

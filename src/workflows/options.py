@@ -7,7 +7,13 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 # Permanent failures: retrying cannot help, the workflow decides what happens next.
-PERMANENT = ["TargetNotFound", "UnsupportedOperation", "ConfigurationError", "NotApproved"]
+PERMANENT = [
+    "TargetNotFound",
+    "UnsupportedOperation",
+    "ConfigurationError",
+    "NotApproved",
+    "InvalidTarget",
+]
 
 READ_TIMEOUT = timedelta(seconds=20)
 WRITE_TIMEOUT = timedelta(seconds=20)

@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
 
     from changegate.activities import (
         AuditActivities,
+        AuthorityActivities,
         DecisionActivities,
         HealthActivities,
         ReconActivities,
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalProof,
         AuditInput,
         AuditReceipt,
+        AuthorityVerdict,
         ChangePlan,
         ChangeRequest,
         CloseInput,
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Summary,
         SummaryInput,
         TargetObservation,
+        TicketCheck,
         UnitChange,
         UnitResult,
         UnitStepInput,
@@ -64,6 +67,17 @@ class Steps:
         """Steps for the change `change_id`."""
         self._change_id = change_id
         self._request = request
+
+    async def verify_admission(self, data: TicketCheck) -> AuthorityVerdict:
+        """Check the admission ticket the workflow was started with."""
+        result: AuthorityVerdict = await workflow.execute_activity_method(
+            AuthorityActivities.verify_admission,
+            data,
+            start_to_close_timeout=READ_TIMEOUT,
+            retry_policy=READ_RETRY,
+            summary="verify the admission ticket",
+        )
+        return result
 
     async def observe(self) -> TargetObservation:
         """Read the target (read-only)."""
@@ -119,7 +133,7 @@ class Steps:
             data,
             start_to_close_timeout=READ_TIMEOUT,
             retry_policy=READ_RETRY,
-            summary=f"judge {data.verdict} by {data.actor}",
+            summary=f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})",
         )
         return result
 

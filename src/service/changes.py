@@ -1,4 +1,9 @@
-"""The Python client for change requests: submit, decide, control, read."""
+"""The front door's change operations: admit and start, sign decisions, control, read.
+
+Identity is the caller's business (the API authenticates tokens); what this class adds is
+the signature: every started workflow carries an admission ticket, every decision a proof
+naming its principal. Workers verify both with the same key.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from changegate.admission import Gate
+from changegate.admission import AdmissionRefused, Gate
+from changegate.authority import Signer, load_signing_key, policy_digest
+from changegate.errors import InvalidTarget
 from changegate.models import (
     ChangeInput,
     ChangeRequest,
@@ -23,7 +30,8 @@ from changegate.models import (
     DecisionJudgement,
     DecisionRequest,
 )
-from changegate.policy import load_policy
+from changegate.policy import Admission, load_policy
+from changegate.providers import FleetProvider, ProviderRegistry
 from changegate.settings import Settings
 from changegate.store import open_store
 from changegate.workflows import ChangeWorkflow
@@ -45,18 +53,35 @@ class ChangeRef:
     stage: str | None
 
 
-class ChangeClient:
+class ChangeService:
     """Talks to changegate's workflows through a connected Temporal client.
 
-    Every submission passes the admission gate first (the same gate for the CLI, the HTTP
-    API, the MCP server and Python callers); the audit store and policy come from settings.
+    Every submission is resolved to its canonical target and passes the admission gate
+    (the audit store and policy come from settings) before its workflow starts with a
+    signed ticket. Only the front door builds one: it holds the signing key.
     """
 
-    def __init__(self, client: Client, settings: Settings, *, gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        settings: Settings,
+        *,
+        gate: Gate | None = None,
+        providers: ProviderRegistry | None = None,
+    ) -> None:
         """Use `client`, connected with the pydantic data converter."""
         self._client = client
         self._settings = settings
         self._gate = gate
+        self._signer: Signer | None = None
+        self._providers = providers or ProviderRegistry([FleetProvider(settings.fleet_url)])
+
+    @property
+    def signer(self) -> Signer:
+        """The signer, with the key from settings or the data directory."""
+        if self._signer is None:
+            self._signer = Signer(load_signing_key(self._settings))
+        return self._signer
 
     @property
     def temporal(self) -> Client:
@@ -79,15 +104,33 @@ class ChangeClient:
         if self._gate is not None:
             self._gate.store.close()
 
+    def canonical(self, request: ChangeRequest) -> ChangeRequest:
+        """The request on its canonical target, or `AdmissionRefused` naming the field."""
+        try:
+            target = self._providers.resolve(request.target)
+        except InvalidTarget as exc:
+            raise AdmissionRefused(
+                Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+            ) from exc
+        return request.model_copy(update={"target": target})
+
     async def submit(self, request: ChangeRequest, *, change_id: str | None = None) -> str:
         """Admit the request (or raise `AdmissionRefused`), start its workflow, return its id."""
         change_id = change_id or f"chg-{uuid.uuid4().hex[:12]}"
+        request = self.canonical(request)
         gate = await asyncio.to_thread(lambda: self.gate)
-        request = await asyncio.to_thread(
-            gate.admit, request, change_id=change_id, now=datetime.now(UTC)
+        signer = await asyncio.to_thread(lambda: self.signer)
+        now = datetime.now(UTC)
+        request = await asyncio.to_thread(gate.admit, request, change_id=change_id, now=now)
+        ticket = signer.ticket(
+            change_id=change_id,
+            request=request,
+            policy=policy_digest(gate.policy),
+            now=now,
+            ttl=timedelta(seconds=self._settings.ticket_ttl_seconds),
         )
         try:
-            await self._start(change_id, request)
+            await self._start(ChangeInput(change_id=change_id, request=request, ticket=ticket))
         except BaseException:
             await asyncio.to_thread(
                 gate.withdraw, request, change_id=change_id, now=datetime.now(UTC)
@@ -95,11 +138,13 @@ class ChangeClient:
             raise
         return change_id
 
-    async def _start(self, change_id: str, request: ChangeRequest) -> None:
+    async def _start(self, data: ChangeInput) -> None:
+        change_id, request = data.change_id, data.request
         await self._client.start_workflow(
             ChangeWorkflow.run,
-            ChangeInput(change_id=change_id, request=request),
+            data,
             id=change_id,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             task_queue=self._settings.task_queue,
             static_summary=f"{request.agent.agent_id}: {request.change.operation} on "
             f"{request.target.label()}",
@@ -122,7 +167,7 @@ class ChangeClient:
         return status
 
     async def approve(self, change_id: str, decision: Decision) -> DecisionJudgement:
-        """Approve; answered with whether the approval counted and, if not, why."""
+        """Approve as `decision.actor`, whom the caller authenticated; counted or why not."""
         return await self.decide(
             change_id,
             DecisionRequest(actor=decision.actor, verdict="approve", reason=decision.reason),
@@ -136,7 +181,16 @@ class ChangeClient:
         )
 
     async def decide(self, change_id: str, request: DecisionRequest) -> DecisionJudgement:
-        """Send a decision as an update and return the workflow's judgement of it."""
+        """Sign the decision for its (authenticated) actor, send it, return the judgement."""
+        signer = await asyncio.to_thread(lambda: self.signer)
+        proof = signer.proof(
+            change_id=change_id,
+            principal=request.actor,
+            verdict=request.verdict,
+            reason=request.reason,
+            now=datetime.now(UTC),
+        )
+        request = request.model_copy(update={"proof": proof})
         with _not_found(_NOT_RUNNING.format(change_id=change_id)):
             judgement: DecisionJudgement = await self._handle(change_id).execute_update(
                 ChangeWorkflow.decide, request

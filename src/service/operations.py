@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from changegate.client.changes import ChangeClient
 from changegate.models import Control
+from changegate.service.changes import ChangeService
 from changegate.store import (
     GLOBAL_SCOPE,
     IncidentRecord,
@@ -48,7 +48,7 @@ def _query(scope: str) -> str:
 class Operations:
     """Kill switches and incidents, on top of a change client and its audit store."""
 
-    def __init__(self, changes: ChangeClient) -> None:
+    def __init__(self, changes: ChangeService) -> None:
         """Act through `changes` (its gate's store is the audit store)."""
         self._changes = changes
 

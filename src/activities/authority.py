@@ -1,0 +1,22 @@
+"""Verifying what the front door signed: the admission ticket a workflow starts with."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from changegate.authority import Signer
+from changegate.models import AuthorityVerdict, TicketCheck
+
+
+class AuthorityActivities:
+    """Checks admission tickets with the signing key, which never enters history."""
+
+    def __init__(self, *, signer: Signer, policy_digest: str) -> None:
+        """Verify with `signer`, against the policy the worker holds."""
+        self._signer = signer
+        self._policy = policy_digest
+
+    @activity.defn(name="verify_admission")
+    async def verify_admission(self, data: TicketCheck) -> AuthorityVerdict:
+        """Whether the workflow was started with a valid ticket for its own request."""
+        return self._signer.check_ticket(data, policy=self._policy)
