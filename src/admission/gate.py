@@ -4,10 +4,16 @@ It redacts the request, refuses secrets in parameters, reads what policy needs f
 audit store (recent and active changes, open incidents, kill switches), applies every
 admission rule, and records the outcome: a refusal in the store's refusals, an admitted
 change as a row that reserves its target until the change ends.
+
+The read, the judgement and the write are one transaction holding the store's admission
+lock, so concurrent submissions (other threads, other API processes) are judged one after
+another, each seeing the changes admitted before it: one active change per target and the
+rate limits hold however submissions interleave.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlmodel import Session
@@ -30,6 +36,7 @@ from changegate.store import (
     fingerprint,
     get_kill_switches,
     list_incidents,
+    locked_session,
     open_incident_targets,
     recent_changes,
     record_refusal,
@@ -59,7 +66,7 @@ class Gate:
     def admit(self, request: ChangeRequest, *, change_id: str, now: datetime) -> ChangeRequest:
         """The redacted request, reserved under `change_id`; or `AdmissionRefused`."""
         redacted = redact_request(request)
-        with self.store.session() as session:
+        with self._transaction() as session:
             admission = self._judge(request, redacted, session=session, now=now)
             if not admission.admitted:
                 record_refusal(
@@ -93,6 +100,9 @@ class Gate:
                 outcome=Outcome.BLOCKED,
                 at=now,
             )
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return locked_session(self.store)
 
     def _judge(
         self, request: ChangeRequest, redacted: ChangeRequest, *, session: Session, now: datetime

@@ -2,7 +2,8 @@
 
 SQLite by default (a file path), PostgreSQL by URL; the schema is migrated by Alembic with
 revisions shipped in the package. Repository functions take a `session=` keyword and never
-commit: `Store.session()` is the transaction.
+commit: `Store.session()` is the transaction, and `locked_session()` one that holds a
+database lock for read-then-write invariants such as admission.
 """
 
 from changegate.store.changes import (
@@ -39,6 +40,7 @@ from changegate.store.kill_switches import (
     get_kill_switches,
     set_kill_switch,
 )
+from changegate.store.locks import ADMISSION_LOCK, locked_session
 from changegate.store.migrate import current_revision, head_revision, migrate
 from changegate.store.refusals import list_refusals, record_refusal
 from changegate.store.store import Store, open_store
@@ -56,6 +58,7 @@ from changegate.store.tables import (
 from changegate.store.tokens import Role, create_token, list_tokens, revoke_token, verify_token
 
 __all__ = [
+    "ADMISSION_LOCK",
     "GLOBAL_SCOPE",
     "ChangeRow",
     "DecisionRow",
@@ -90,6 +93,7 @@ __all__ = [
     "list_incidents",
     "list_refusals",
     "list_tokens",
+    "locked_session",
     "metadata",
     "migrate",
     "open_incident",

@@ -13,7 +13,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 # URLs without a driver name mean the driver the project ships: psycopg 3.
 _POSTGRES_ALIASES = {"postgres", "postgresql"}
-_BUSY_TIMEOUT_MS = 10_000
+# How long a write waits for another's lock (SQLite's busy timeout, PostgreSQL's lock_timeout).
+BUSY_TIMEOUT_MS = 10_000
 
 
 def database_url(location: str | os.PathLike[str]) -> URL:
@@ -43,7 +44,7 @@ def create_engine_for(location: str | os.PathLike[str]) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -54,7 +55,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _use_wal(cursor: Any) -> None:
     # WAL persists in the file, so only the first connection ever switches. The switch needs
     # the file to itself and SQLite reports a busy file at once, without its busy timeout.
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while cursor.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
