@@ -1,4 +1,4 @@
-"""The approval page in real headless Chromium: log in, read a change, approve it; no XSS."""
+"""The approval page in headless Chromium: log in, read a change, approve it, log out; no XSS."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from changegate.client import ChangeClient
 from changegate.models import ChangeRequest, Control, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import Store, create_token, get_change
 from tests.support import make_request, wait_for_stage, wait_until
@@ -111,7 +111,7 @@ async def released(store: Store, change_id: str) -> None:
 
 async def test_an_approver_approves_from_the_page_and_the_change_runs(
     page: Page,
-    changes: ChangeClient,
+    changes: ChangeService,
     settings: Settings,
     store: Store,
     tmp_path: Path,
@@ -164,7 +164,7 @@ async def test_an_approver_approves_from_the_page_and_the_change_runs(
 
 
 async def test_agent_text_renders_as_text_never_as_markup(
-    page: Page, changes: ChangeClient, store: Store, tmp_path: Path
+    page: Page, changes: ChangeService, store: Store, tmp_path: Path
 ) -> None:
     data = make_request(
         service="payments",
@@ -194,3 +194,26 @@ async def test_agent_text_renders_as_text_never_as_markup(
     finally:
         await changes.abort(change_id, Control(actor="test", reason="test over"))
         await released(store, change_id)
+
+
+async def test_a_deep_link_survives_login_and_the_log_out_button_ends_the_session(
+    browser: Browser, site: str, alice: str
+) -> None:
+    context = await browser.new_context(base_url=site)
+    try:
+        opened = await context.new_page()
+        await opened.goto("/ui/changes/chg-web-deep-link")
+        await opened.wait_for_url("**/ui/login?next=*")
+        await opened.fill("#token", alice)
+        await opened.click("button[type=submit]")
+        await opened.wait_for_url(f"{site}/ui/changes/chg-web-deep-link")
+        assert "not_found" in (await opened.text_content("main") or "")
+
+        await opened.goto("/ui/")
+        await opened.click("header button[type=submit]")
+        await opened.wait_for_url(f"{site}/ui/login")
+        await opened.goto("/ui/")
+        await opened.wait_for_url(f"{site}/ui/login")
+        assert all(c["name"] != "changegate_session" for c in await context.cookies())
+    finally:
+        await context.close()

@@ -2,15 +2,20 @@
 
 A token's `role` and extra `roles` grant capabilities: `agent` submits and reads its own
 changes, `approver` decides on and controls changes, `admin` may do everything. Other
-entries in `roles` (such as `sre`) are descriptive: policy judges approvers by name. Every
-403 is recorded in the audit store's refusals, so a token probing beyond its role leaves a
-trace.
+entries in `roles` (such as `sre`) are descriptive: policy judges approvers by name.
+
+Every 403 is recorded in the audit store's refusals, so a token probing beyond its role
+leaves a trace, but in bounded rows (`RefusalWindow`): identical refusals within a minute
+share one row whose `request` carries `count` and `last_at`, and a token's refusals beyond
+20 distinct rows a minute share one row per rule, with action and subject `*`. Failed
+bearer tokens count against the caller's address (`AuthThrottle`), 429 past the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -19,10 +24,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from changegate.api.errors import Forbidden, Unauthenticated
+from changegate.api.limits import RefusalWindow, auth_throttle, client_address
 from changegate.api.state import Services, services
 from changegate.models import ChangeRequest
 from changegate.redaction import redact_request
 from changegate.store import RefusalRow, Store, TokenRow, create_token, list_tokens, verify_token
+from changegate.store.refusals import add_refusal, count_refusal
 
 __all__ = [
     "Capability",
@@ -94,8 +101,11 @@ async def _current(
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("this call needs a token: no `Authorization: Bearer` header")
+    throttle, client = auth_throttle(request), client_address(request)
+    throttle.check(client)
     principal = await authenticate(services(request), credentials.credentials)
     if principal is None:
+        throttle.failed(client)
         raise Unauthenticated("the bearer token was never issued or has been revoked")
     return principal
 
@@ -117,9 +127,13 @@ async def forbid(
 ) -> Forbidden:
     """Record the refused attempt in the store's refusals and return the 403 to raise."""
     store = await services.store()
+    window = _windows.get(store)
+    if window is None:
+        window = _windows[store] = RefusalWindow()
     await asyncio.to_thread(
         _record,
         store,
+        window,
         principal=principal,
         rule=rule,
         reason=reason,
@@ -150,8 +164,13 @@ async def require(
     )
 
 
+# One window per store, kept as long as the store is: the rows it counts on are there.
+_windows: weakref.WeakKeyDictionary[Store, RefusalWindow] = weakref.WeakKeyDictionary()
+
+
 def _record(
     store: Store,
+    window: RefusalWindow,
     *,
     principal: Principal,
     rule: str,
@@ -161,32 +180,45 @@ def _record(
     subject: str,
     request: ChangeRequest | None,
 ) -> None:
-    """One refusal row: the caller as `agent_id`, what it tried as the target label."""
+    """Count the refusal on its row of this window, or open a row: caller, attempt, count."""
     at = datetime.now(UTC)
-    who = principal.agent_id or principal.name
-    attempt: dict[str, Any] = {
-        "action": action,
-        "subject": subject,
-        "token_id": principal.token_id,
-        "token_name": principal.name,
-        "token_role": principal.role,
-    }
-    if request is not None:
-        attempt["request"] = redact_request(request).model_dump(mode="json")
-    digest = hashlib.sha256(f"{action}\0{subject}\0{principal.token_id}".encode()).hexdigest()
-    with store.session() as session:
-        session.add(
-            RefusalRow(
-                at=at,
-                agent_id=who,
-                target_label=subject,
-                rule=rule,
-                reason=reason,
-                would_pass=would_pass,
-                fingerprint=digest[:16],
-                request=attempt,
+    with window.lock, store.session() as session:
+        claim = window.claim((principal.token_id, rule, action, subject))
+        if claim.row_id is not None and count_refusal(
+            session=session, refusal_id=claim.row_id, count=claim.count, last_at=at
+        ):
+            return
+        if claim.pooled:
+            action = subject = claim.key[2]
+            reason = (
+                f"{principal.label} was refused more than {window.rows_per_token} distinct "
+                f"calls within {window.window:g}s; its later `{rule}` refusals are counted "
+                f"here. First: {reason}"
             )
+            request = None
+        attempt: dict[str, Any] = {
+            "action": action,
+            "subject": subject,
+            "token_id": principal.token_id,
+            "token_name": principal.name,
+            "token_role": principal.role,
+            "count": claim.count,
+            "last_at": at.isoformat(),
+        }
+        if request is not None:
+            attempt["request"] = redact_request(request).model_dump(mode="json")
+        digest = hashlib.sha256(f"{action}\0{subject}\0{principal.token_id}".encode()).hexdigest()
+        row = RefusalRow(
+            at=at,
+            agent_id=principal.agent_id or principal.name,
+            target_label=subject,
+            rule=rule,
+            reason=reason,
+            would_pass=would_pass,
+            fingerprint=digest[:16],
+            request=attempt,
         )
+        window.opened(claim, add_refusal(session=session, row=row))
 
 
 def ensure_first_approver(store: Store) -> str | None:

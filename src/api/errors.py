@@ -2,33 +2,41 @@
 
     ApiError                  a refusal the API itself decides, with its status and rule
     ├── Unauthenticated       401: no token, or one that was never issued or is revoked
-    └── Forbidden             403: the token's role or agent does not allow the call
+    ├── Forbidden             403: the token's role or agent does not allow the call
+    └── Throttled             429: too many failed authentications from this client
 
 Errors from below are mapped here and nowhere else: `AdmissionRefused` (403/409/422/429 by
-rule), `ChangeNotFound` (404), `TemporalUnreachable` and Temporal RPC errors (503), request
-validation (422 with field paths), Starlette's HTTP errors (401-413) and anything else
-(500). Every body has the shape `{"error": {"rule": ..., "reason": ..., "would_pass": ...}}`;
-pages under `/ui` get the same content as HTML.
+rule), `ChangeNotFound` (404), a Temporal that does not answer (`TemporalUnreachable`, RPC
+UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: 503) or refuses an argument (422), an
+audit store that cannot be reached (SQLAlchemy's operational and interface errors: 503),
+request validation (422 with field paths), Starlette's HTTP errors (401-413) and anything
+else (500). Every body has the shape `{"error": {"rule": ..., "reason": ..., "would_pass":
+...}}`, with `retry_after` on 429 and `dependency` on 503, which also carry `Retry-After`;
+pages under `/ui` get the same content as HTML, with the same headers.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
 from changegate.admission import AdmissionRefused
 from changegate.api.pages import render
-from changegate.client import ChangeNotFound, TemporalUnreachable
+from changegate.service import ChangeNotFound, TemporalUnreachable
 
 __all__ = [
     "ApiError",
     "Forbidden",
+    "Throttled",
     "Unauthenticated",
     "admission_status",
     "install_error_handlers",
@@ -44,6 +52,16 @@ _HTTP_RULES = {
     415: ("request.media_type", "send JSON with `Content-Type: application/json`"),
 }
 
+UNAVAILABLE_RETRY_SECONDS = 5
+"""The `Retry-After` of a 503: long enough for a restarted store or Temporal to come back."""
+
+# The RPC statuses meaning Temporal did not get to the request, so the same request may pass.
+_TEMPORAL_DOWN = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
+)
+
+_log = logging.getLogger("changegate.api")
+
 
 class ApiError(Exception):
     """A refusal with an HTTP status, a rule name, why, and what would pass."""
@@ -56,14 +74,16 @@ class ApiError(Exception):
         reason: str,
         would_pass: str = "",
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Carry everything the error body needs."""
+        """Carry everything the error body needs; `extra` adds fields to it."""
         super().__init__(reason)
         self.status = status
         self.rule = rule
         self.reason = reason
         self.would_pass = would_pass
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
 
 
 class Unauthenticated(ApiError):
@@ -86,6 +106,22 @@ class Forbidden(ApiError):
     def __init__(self, *, rule: str, reason: str, would_pass: str) -> None:
         """Refuse under `rule` (`auth.role`, `auth.agent_id`, `auth.owner`)."""
         super().__init__(403, rule=rule, reason=reason, would_pass=would_pass)
+
+
+class Throttled(ApiError):
+    """429: this client failed to authenticate too often; no token is checked until it waits."""
+
+    def __init__(self, *, retry_after: int, reason: str) -> None:
+        """Refuse under `auth.throttled` for `retry_after` seconds, in the header and the body."""
+        super().__init__(
+            429,
+            rule="auth.throttled",
+            reason=reason,
+            would_pass=f"the same call with a valid token after {retry_after} seconds",
+            headers={"Retry-After": str(retry_after)},
+            extra={"retry_after": retry_after},
+        )
+        self.retry_after = retry_after
 
 
 def admission_status(rule: str) -> int:
@@ -131,8 +167,30 @@ def _respond(
 ) -> Response:
     if request.url.path.startswith("/ui"):
         context = {"status": status, "error": body["error"]}
-        return render(request, "error.html", context, status=status)
+        page = render(request, "error.html", context, status=status)
+        page.headers.update(headers or {})
+        return page
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _unavailable(request: Request, *, dependency: str, reason: str, would_pass: str) -> Response:
+    body = error_body(
+        rule="service.unavailable",
+        reason=reason,
+        would_pass=would_pass,
+        dependency=dependency,
+        retry_after=UNAVAILABLE_RETRY_SECONDS,
+    )
+    return _respond(request, 503, body, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
+
+
+def _internal_body(exc: BaseException) -> dict[str, dict[str, Any]]:
+    return error_body(
+        rule="internal",
+        reason=f"the server failed on this request ({type(exc).__name__}); the server "
+        "logs it with its traceback",
+        would_pass="the same request may pass later; report it if it does not",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -140,7 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass, **exc.extra)
         return _respond(request, exc.status, body, exc.headers)
 
     async def refused(request: Request, exc: Exception) -> Response:
@@ -159,12 +217,33 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.INVALID_ARGUMENT:
             body = error_body(rule="request.invalid", reason=f"Temporal refused it: {reason}")
             return _respond(request, 422, body)
-        body = error_body(
-            rule="temporal.unavailable",
+        if isinstance(exc, RPCError) and exc.status not in _TEMPORAL_DOWN:
+            # Any other status is a call Temporal understood and failed: a bug, not an outage.
+            _log.error("Temporal failed a call: %s", exc, exc_info=exc)
+            return _respond(request, 500, _internal_body(exc))
+        return _unavailable(
+            request,
+            dependency="temporal",
             reason=f"Temporal did not answer: {reason}",
             would_pass="the same request once Temporal is reachable",
         )
-        return _respond(request, 503, body, {"Retry-After": "5"})
+
+    async def store_down(request: Request, exc: Exception) -> Response:
+        down = isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        )
+        if not down:
+            _log.error("the audit store failed a statement: %s", exc, exc_info=exc)
+            return _respond(request, 500, _internal_body(exc))
+        # The driver's message may carry SQL or parameters: the log gets it, the caller not.
+        _log.warning("the audit store is unavailable: %s", exc)
+        return _unavailable(
+            request,
+            dependency="audit_store",
+            reason=f"the audit store did not answer ({type(exc).__name__}); the server logs "
+            "the cause",
+            would_pass="the same request once the audit store is reachable",
+        )
 
     async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -185,19 +264,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return _respond(request, exc.status_code, body, exc.headers)
 
     async def crashed(request: Request, exc: Exception) -> Response:
-        body = error_body(
-            rule="internal",
-            reason=f"the server failed on this request ({type(exc).__name__}); the server "
-            "logs it with its traceback",
-            would_pass="the same request may pass later; report it if it does not",
-        )
-        return _respond(request, 500, body)
+        return _respond(request, 500, _internal_body(exc))
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(AdmissionRefused, refused)
     app.add_exception_handler(ChangeNotFound, not_found)
     app.add_exception_handler(TemporalUnreachable, unreachable)
     app.add_exception_handler(RPCError, unreachable)
+    app.add_exception_handler(DBAPIError, store_down)
+    app.add_exception_handler(PoolTimeout, store_down)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crashed)

@@ -1,9 +1,10 @@
 """Web sessions for the approval page: server-side, in memory, each with its CSRF token.
 
-The browser holds only a random session id in an HttpOnly, SameSite=Strict cookie; the
-token it logged in with stays on the server and is verified again on every request, so a
-revoked token ends its sessions. Every form carries the session's CSRF token, compared in
-constant time. Sessions live in this process only: restarting the API logs everyone out.
+The browser holds only a random session id in an HttpOnly, SameSite=Strict cookie (Secure
+with `cookie_secure`); the token it logged in with stays on the server and is verified
+again on every request, so a revoked token ends its sessions. Every form, logout included,
+carries the session's CSRF token, compared in constant time. Sessions live in this process
+only: restarting the API logs everyone out.
 """
 
 from __future__ import annotations

@@ -2,36 +2,65 @@
 
 Security: templates autoescape; the change page's only script carries a per-response nonce
 and fills live data with `textContent`; the Content-Security-Policy allows no other script;
-forms carry the session's CSRF token and cookies are HttpOnly and SameSite=Strict.
+forms carry the session's CSRF token and cookies are HttpOnly, SameSite=Strict and, with
+`cookie_secure`, Secure. Logging in is a POST of the login form only: a token in a URL
+would end up in logs and browser history. The form may carry `next`, a local `/ui/` page to
+land on afterwards. Failed logins count against the client's address like bad bearer
+tokens (429 past the limit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import string
 from datetime import UTC, datetime
-from typing import Annotated
+from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from changegate.api import views
 from changegate.api.auth import Principal, authenticate
 from changegate.api.changes import ChangeId, decide
-from changegate.api.errors import ApiError
+from changegate.api.errors import ApiError, Throttled
+from changegate.api.limits import auth_throttle, client_address
 from changegate.api.pages import render
 from changegate.api.sessions import LOGIN_COOKIE, SESSION_COOKIE, WebSession
 from changegate.api.state import Services, services
-from changegate.client import ChangeNotFound
 from changegate.models import DecisionVerdict, Stage
+from changegate.service import ChangeNotFound
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-def _cookie(response: Response, name: str, value: str, *, path: str) -> None:
-    response.set_cookie(name, value, path=path, httponly=True, samesite="strict")
+_HOME = "/ui/"
+# What a `next` page may contain: a path and query, nothing that could leave this site.
+_PAGE_CHARS = frozenset(string.ascii_letters + string.digits + "/-._~%?=&+:@")
+
+
+def _cookie(request: Request, response: Response, name: str, value: str, *, path: str) -> None:
+    secure = services(request).settings.cookie_secure
+    response.set_cookie(name, value, path=path, httponly=True, samesite="strict", secure=secure)
+
+
+def _forget(request: Request, response: Response, name: str, *, path: str) -> None:
+    secure = services(request).settings.cookie_secure
+    response.delete_cookie(name, path=path, httponly=True, samesite="strict", secure=secure)
+
+
+def _local_page(candidate: str | None) -> str:
+    """`candidate` when it is a page of this site under `/ui/`, else `/ui/`: no open redirect."""
+    if not candidate or len(candidate) > 500 or not set(candidate) <= _PAGE_CHARS:
+        return _HOME
+    parts = urlsplit(candidate)
+    if parts.scheme or parts.netloc or not parts.path.startswith(_HOME):
+        return _HOME
+    if ".." in parts.path.split("/") or "//" in parts.path:
+        return _HOME
+    return candidate
 
 
 async def _user(request: Request) -> tuple[WebSession, Principal] | None:
@@ -45,8 +74,11 @@ async def _user(request: Request) -> tuple[WebSession, Principal] | None:
     return session, principal
 
 
-def _to_login() -> Response:
-    return RedirectResponse("/ui/login", status_code=303)
+def _to_login(page: str = _HOME) -> Response:
+    """To the login form, which lands on `page` afterwards."""
+    wanted = _local_page(page)
+    query = "" if wanted == _HOME else "?" + urlencode({"next": wanted})
+    return RedirectResponse(f"/ui/login{query}", status_code=303)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -57,60 +89,97 @@ async def _form(request: Request) -> dict[str, str]:
 @router.get("")
 async def root() -> Response:
     """The pending list lives at `/ui/`."""
-    return RedirectResponse("/ui/", status_code=307)
+    return RedirectResponse(_HOME, status_code=307)
 
 
 @router.get("/login")
-async def login_page(
-    request: Request, token: Annotated[str | None, Query(max_length=500)] = None
+async def login_page(request: Request) -> Response:
+    """The login form, landing on `?next=` (a `/ui/` page) afterwards; a URL token is ignored."""
+    notice = ""
+    if "token" in request.query_params:
+        notice = (
+            "A token in a link does not log in: links end up in logs and browser history. "
+            "Paste the token here instead."
+        )
+    landing = _local_page(request.query_params.get("next"))
+    return _login_form(request, landing=landing, error=notice)
+
+
+def _login_form(
+    request: Request,
+    *,
+    landing: str,
+    error: str = "",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """The login form; `?token=` logs in straight away (the link `changegate up` prints)."""
-    if token:
-        return await _login(request, token)
-    return _login_form(request)
-
-
-def _login_form(request: Request, *, error: str = "", status: int = 200) -> Response:
     csrf = secrets.token_urlsafe(32)
-    response = render(request, "login.html", {"csrf": csrf, "error": error}, status=status)
-    _cookie(response, LOGIN_COOKIE, csrf, path="/ui/login")
+    context = {"csrf": csrf, "error": error, "next": landing}
+    response = render(request, "login.html", context, status=status)
+    response.headers.update(headers or {})
+    _cookie(request, response, LOGIN_COOKIE, csrf, path="/ui/login")
     return response
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Log in with a pasted approver or admin token."""
+    """Log in with a pasted approver or admin token and the form's CSRF token."""
     form = await _form(request)
+    landing = _local_page(form.get("next"))
+    throttle, client = auth_throttle(request), client_address(request)
+    try:
+        throttle.check(client)
+    except Throttled as exc:
+        return _login_form(
+            request,
+            landing=landing,
+            error=f"Too many failed logins from this address; try again in "
+            f"{exc.retry_after} seconds.",
+            status=429,
+            headers=exc.headers,
+        )
     expected = request.cookies.get(LOGIN_COOKIE)
     if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
-        return _login_form(request, error="The form expired; paste the token again.", status=403)
-    return await _login(request, form.get("token", "").strip())
-
-
-async def _login(request: Request, token: str) -> Response:
+        error = "The form expired; paste the token again."
+        return _login_form(request, landing=landing, error=error, status=403)
+    token = form.get("token", "").strip()
     principal = await authenticate(services(request), token) if token else None
     if principal is None:
-        return _login_form(request, error="That token is unknown or revoked.", status=401)
+        if token:
+            throttle.failed(client)
+        error = "That token is unknown or revoked."
+        return _login_form(request, landing=landing, error=error, status=401)
     if not principal.can("approver"):
         return _login_form(
             request,
+            landing=landing,
             error=f"{principal.label} may not decide on changes; use an approver or admin token.",
             status=403,
         )
-    response = RedirectResponse("/ui/", status_code=303)
-    _cookie(response, SESSION_COOKIE, services(request).sessions.open(token), path="/ui")
-    response.delete_cookie(LOGIN_COOKIE, path="/ui/login")
+    response = RedirectResponse(landing, status_code=303)
+    _cookie(request, response, SESSION_COOKIE, services(request).sessions.open(token), path="/ui")
+    _forget(request, response, LOGIN_COOKIE, path="/ui/login")
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """End the session."""
-    user = await _user(request)
-    if user is not None and user[0].csrf_ok((await _form(request)).get("csrf")):
-        services(request).sessions.close(request.cookies.get(SESSION_COOKIE))
-    response = _to_login()
-    response.delete_cookie(SESSION_COOKIE, path="/ui")
+    """End the session; the form must carry the session's CSRF token, or it stays open."""
+    sessions = services(request).sessions
+    session_id = request.cookies.get(SESSION_COOKIE)
+    session = sessions.get(session_id)
+    if session is not None and not session.csrf_ok((await _form(request)).get("csrf")):
+        raise ApiError(
+            403,
+            rule="csrf",
+            reason="the logout form's CSRF token does not match this session, which stays open",
+            would_pass="the log out button of a page this session loaded (reload the page)",
+        )
+    sessions.close(session_id)
+    response = RedirectResponse("/ui/login", status_code=303)
+    if session_id is not None:
+        # Only a cookie that was sent is cleared: a cross-site post carries none to clear.
+        _forget(request, response, SESSION_COOKIE, path="/ui")
     return response
 
 
@@ -147,7 +216,7 @@ async def change_page(request: Request, change_id: ChangeId) -> Response:
     """One change: what the agent did not know, blast radius, plan, progress, decision."""
     user = await _user(request)
     if user is None:
-        return _to_login()
+        return _to_login(f"/ui/changes/{change_id}")
     session, principal = user
     svc = services(request)
     status = await svc.changes.status(change_id)
@@ -180,7 +249,7 @@ async def change_live(request: Request, change_id: ChangeId) -> Response:
 async def _decide(request: Request, change_id: str, verdict: DecisionVerdict) -> Response:
     user = await _user(request)
     if user is None:
-        return _to_login()
+        return _to_login(f"/ui/changes/{change_id}")
     session, principal = user
     form = await _form(request)
     if not session.csrf_ok(form.get("csrf")):

@@ -1,4 +1,4 @@
-"""Repository functions for admission refusals: which rule refused what, and what would pass."""
+"""Repository functions for refusals, admission's and the API's: which rule refused what, why."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from changegate.models import ChangeRequest
 from changegate.store.fingerprint import fingerprint
 from changegate.store.tables import RefusalRow, table_of
 from changegate.store.upsert import insert_missing
+
+__all__ = ["add_refusal", "count_refusal", "list_refusals", "record_refusal"]
 
 
 def record_refusal(
@@ -54,3 +56,21 @@ def list_refusals(
         statement = statement.where(col(RefusalRow.at) >= since)
     statement = statement.order_by(col(RefusalRow.at).desc(), col(RefusalRow.id).desc())
     return list(session.exec(statement))
+
+
+def add_refusal(*, session: Session, row: RefusalRow) -> int:
+    """Store a refusal row as given (the API's refused calls); returns its id."""
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def count_refusal(*, session: Session, refusal_id: int, count: int, last_at: datetime) -> bool:
+    """Set how often a stored refusal happened and when last; False when the row is gone."""
+    row = session.get(RefusalRow, refusal_id)
+    if row is None:
+        return False
+    # A new dict, not an edit in place: the JSON column only sees an assignment as a change.
+    row.request = {**row.request, "count": count, "last_at": last_at.isoformat()}
+    return True
