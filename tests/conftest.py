@@ -21,14 +21,15 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from changegate.api import running_api
-from changegate.service import ChangeService
 from changegate.models import ChangeRequest, Outcome, Stage
 from changegate.runtime import find_binary
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import (
     Store,
     active_changes,
     close_incident,
+    create_token,
     get_kill_switches,
     list_incidents,
     open_store,
@@ -193,17 +194,45 @@ async def api_url(client: Client, settings: Settings, worker: Worker) -> AsyncIt
         changes.close()
 
 
+CLI_USERS = {
+    "agent-7": {"role": "agent", "agent_id": "agent-7"},
+    "alice": {"role": "approver", "roles": ["sre", "dev"]},
+    "bob": {"role": "approver", "roles": ["sre"]},
+    "ops-admin": {"role": "admin"},
+}
+
+
 @pytest.fixture(scope="session")
-def cli_env(settings: Settings) -> dict[str, str]:
-    """Environment for running the real `changegate` CLI against the session's servers."""
+def cli_tokens(store: Store) -> dict[str, str]:
+    """A token for each CLI user of the tests: the agent, two approvers, an admin."""
+    with store.session() as session:
+        return {
+            name: create_token(session=session, name=name, **spec)  # type: ignore[arg-type]
+            for name, spec in CLI_USERS.items()
+        }
+
+
+@pytest.fixture(scope="session")
+def cli_env(
+    settings: Settings, api_url: str, cli_tokens: dict[str, str], tmp_data: Path
+) -> dict[str, str]:
+    """Environment for the real `changegate` CLI: the session's API, as agent-7 by default.
+
+    `as_user(env, name)` switches to another user's token. The config directory is empty:
+    nothing the developer's own login holds is used.
+    """
     return {
         **os.environ,
+        "CHANGEGATE_API_URL": api_url,
+        "CHANGEGATE_TOKEN": cli_tokens["agent-7"],
+        "CHANGEGATE_CONFIG_DIR": str(tmp_data / "cli-config"),
         "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
         "CHANGEGATE_TASK_QUEUE": settings.task_queue,
         "CHANGEGATE_FLEET_URL": settings.fleet_url,
         "CHANGEGATE_DATA_DIR": str(settings.data_dir),
         "CHANGEGATE_POLICY_FILE": str(TEST_POLICY),
         "NO_COLOR": "1",
+        **{f"TEST_TOKEN_{name}": token for name, token in cli_tokens.items()},
     }
 
 

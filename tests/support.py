@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from changegate.service import ChangeService
 from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
+from changegate.service import ChangeService
 
 FAST_ROLLOUT = {
     "canary_units": 1,
@@ -127,3 +127,8 @@ async def approve_fully(changes: ChangeService, change_id: str) -> None:
         and len(status.approvals) < status.approvals_required
     ):
         await changes.approve(change_id, Decision(actor="bob", reason="ok"))
+
+
+def as_user(env: dict[str, str], name: str) -> dict[str, str]:
+    """The CLI environment (`cli_env`) with `name`'s token instead of agent-7's."""
+    return {**env, "CHANGEGATE_TOKEN": env[f"TEST_TOKEN_{name}"]}

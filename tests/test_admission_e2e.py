@@ -6,20 +6,22 @@ audit store, and no workflow is started for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from changegate.admission import AdmissionRefused, Gate
-from changegate.service import ChangeService, Operations
+from changegate.admission import AdmissionRefused
 from changegate.models import ChangeRequest, Control, Outcome, Stage
-from changegate.policy import parse_policy
+from changegate.service import ChangeService, Operations
 from changegate.settings import Settings
 from changegate.store import Store, fingerprint, list_refusals, upsert_change
+from changegate.worker import running_worker
 from tests.support import Fleet, approve_fully, make_request, wait_for_stage
 
 BASE = """
@@ -41,11 +43,28 @@ loop_detection: {max_repeats: 2, window_minutes: 60, flip_flop_window_minutes: 6
 OPS = Control(actor="test", reason="done with it")
 
 
+@pytest.fixture(scope="module")
+async def module_worker(
+    client: Client, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
+    """A worker holding this module's policy (admission and workers must hold the same one)."""
+    policy = Path(tmp_path_factory.mktemp("policy")) / "policy.yaml"
+    policy.write_text(BASE)
+    own = settings.model_copy(
+        update={"policy_file": policy, "task_queue": f"admission-{uuid.uuid4().hex[:8]}"}
+    )
+    async with running_worker(client, own):
+        yield own
+
+
 @pytest.fixture
-def gated(client: Client, settings: Settings, worker: Worker, store: Store) -> ChangeService:
-    """A client whose gate uses this module's policy over the session's audit store."""
-    gate = Gate(store=store, policy=parse_policy(BASE, source="test policy"))
-    return ChangeService(client, settings, gate=gate)
+def gated(
+    client: Client, module_worker: Settings, worker: Worker, store: Store
+) -> Iterator[ChangeService]:
+    """A front door judging by this module's policy over the session's audit store."""
+    service = ChangeService(client, module_worker)
+    yield service
+    service.close()
 
 
 @pytest.fixture

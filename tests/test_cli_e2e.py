@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from changegate.service import ChangeService
 from changegate.models import Outcome, Stage
-from tests.support import Fleet, make_request, wait_for_stage
+from changegate.service import ChangeService
+from tests.support import Fleet, as_user, make_request, wait_for_stage
 
 
 async def cli(
@@ -57,14 +57,14 @@ async def test_submit_from_file_then_approve_and_show(
     assert shown.returncode == 0
     assert "WHAT THE AGENT DID NOT KNOW" in shown.stdout and "TIMELINE" in shown.stdout
 
-    approved = await cli(cli_env, "approve", change_id, "--as", "alice", "--comment", "ok")
+    approved = await cli(as_user(cli_env, "alice"), "approve", change_id, "--comment", "ok")
     assert approved.returncode == 0, approved.stderr
     watched = await cli(cli_env, "watch", change_id)
     assert watched.returncode == 0 and "DONE" in watched.stdout
 
     status = await cli_json(cli_env, "show", change_id)
     assert status["outcome"] == "DONE"
-    assert status["approvals"] == [{"actor": "alice", "reason": "ok"}]
+    assert [(a["actor"], a["reason"]) for a in status["approvals"]] == [("alice", "ok")]
     ended = await cli_json(
         cli_env, "list", "--stage", "ENDED", "--target", "fleet:service=checkout"
     )
@@ -79,10 +79,10 @@ async def test_submit_from_stdin_with_wait_and_reject(
     )
     change_id = submitted["change_id"]
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
-    refused = await cli(cli_env, "reject", change_id, "--as", "alice")
+    refused = await cli(as_user(cli_env, "alice"), "reject", change_id)
     assert refused.returncode == 2 and "--reason" in refused.stderr
     assert (
-        await cli(cli_env, "reject", change_id, "--as", "alice", "--reason", "no")
+        await cli(as_user(cli_env, "alice"), "reject", change_id, "--reason", "no")
     ).returncode == 0
     assert (await changes.wait(change_id)).outcome == Outcome.REJECTED
     assert fleet.write_log() == []
@@ -102,7 +102,7 @@ async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
     )
     refs = await _wait_listed(changes)
     await wait_for_stage(changes, refs, Stage.AWAITING_APPROVAL)
-    assert (await cli(cli_env, "approve", refs, "--as", "alice")).returncode == 0
+    assert (await cli(as_user(cli_env, "alice"), "approve", refs)).returncode == 0
     out, err = await asyncio.to_thread(proc.communicate, timeout=120)
     assert proc.returncode == 1, err
     assert json.loads(out)["outcome"] == "ROLLED_BACK"
@@ -124,16 +124,16 @@ async def test_pause_resume_and_abort_through_the_cli(
 ) -> None:
     change_id = await changes.submit(make_request(rollout={"canary_bake_seconds": 20}))
     await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
-    assert (await cli(cli_env, "approve", change_id, "--as", "alice")).returncode == 0
+    assert (await cli(as_user(cli_env, "alice"), "approve", change_id)).returncode == 0
     await wait_for_stage(changes, change_id, Stage.CANARY)
     assert (
-        await cli(cli_env, "pause", change_id, "--as", "bob", "--reason", "look")
+        await cli(as_user(cli_env, "bob"), "pause", change_id, "--reason", "look")
     ).returncode == 0
     assert (await cli_json(cli_env, "show", change_id))["paused"] is True
-    assert (await cli(cli_env, "resume", change_id, "--as", "bob")).returncode == 0
+    assert (await cli(as_user(cli_env, "bob"), "resume", change_id)).returncode == 0
     assert (await cli_json(cli_env, "show", change_id))["paused"] is False
     assert (
-        await cli(cli_env, "abort", change_id, "--as", "bob", "--reason", "stop")
+        await cli(as_user(cli_env, "bob"), "abort", change_id, "--reason", "stop")
     ).returncode == 0
     final = await changes.wait(change_id)
     assert final.outcome == Outcome.ROLLED_BACK
@@ -161,8 +161,8 @@ async def test_file_that_is_not_yaml_exits_2(cli_env: dict[str, str]) -> None:
     assert result.returncode == 2 and "neither valid YAML nor JSON" in result.stderr
 
 
-async def test_unreachable_server_exits_4(cli_env: dict[str, str]) -> None:
-    env = {**cli_env, "CHANGEGATE_TEMPORAL_ADDRESS": "127.0.0.1:1"}
+async def test_unreachable_api_exits_4(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "CHANGEGATE_API_URL": "http://127.0.0.1:1"}
     result = await cli(env, "show", "chg-x")
     assert result.returncode == 4
-    assert "cannot reach Temporal at 127.0.0.1:1" in result.stderr
+    assert "the changegate API at http://127.0.0.1:1 did not answer" in result.stderr

@@ -13,9 +13,9 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
 from changegate.runtime import find_binary
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
@@ -36,11 +36,13 @@ async def awaiting_approval(
     env: WorkflowEnvironment, session: Settings, **overrides: object
 ) -> AsyncIterator[tuple[ChangeService, str]]:
     """A worker on its own queue and a change (one-hour approval window) waiting for a decision."""
-    # The time-skipping server cannot register custom search attributes.
+    # The time-skipping server cannot register custom search attributes, and its clock runs
+    # ahead of the wall clock admission signs tickets by (earlier tests skipped hours).
     settings = session.model_copy(
         update={
             "task_queue": f"skip-{uuid.uuid4().hex[:8]}",
             "search_attributes": False,
+            "ticket_ttl_seconds": 365 * 86_400.0,
             **overrides,
         }
     )
