@@ -35,8 +35,8 @@ import httpx
 
 from bench.procs import free_port, start_fleet, stop
 from changegate.api import running_api
-from changegate.service import ChangeService
 from changegate.runtime import running_stack
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import create_token
 

@@ -49,9 +49,9 @@ from bench.procs import (
     thread_cpu_seconds,
 )
 from bench.worker_proc import bare_queue
-from changegate.service import ChangeService, connect
 from changegate.models import ChangeRequest, Decision, Outcome, Stage
 from changegate.runtime import DevServer, start_dev_server
+from changegate.service import ChangeService, connect
 from changegate.settings import Settings
 from changegate.workflows import ChangeWorkflow
 

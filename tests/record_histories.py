@@ -10,9 +10,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from changegate.service import ChangeService
 from changegate.models import Decision, Stage
 from changegate.runtime import running_stack
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from tests.conftest import free_port
 from tests.support import make_request, wait_for_stage

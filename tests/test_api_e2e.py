@@ -16,8 +16,8 @@ from changegate.api import create_app, ensure_first_approver
 from changegate.cli.api import api as api_command
 from changegate.cli.api import token as token_group
 from changegate.cli.context import Context
-from changegate.service import ChangeService
 from changegate.models import Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import (
     Store,

@@ -24,8 +24,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from changegate.api import running_api
-from changegate.service import ChangeService
 from changegate.runtime import find_binary
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import create_token, open_store
 from changegate.workflows import SEARCH_ATTRIBUTES

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from changegate.service import ChangeService
 from changegate.models import Control, Decision, Outcome, Stage
+from changegate.service import ChangeService
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 OPS = Control(actor="oncall-bob", reason="checking a dashboard")

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from temporalio import activity
 from temporalio.client import Client
 
-from changegate.service import ChangeService
 from changegate.models import (
     ChangeStatus,
     Control,
@@ -23,6 +22,7 @@ from changegate.models import (
     Outcome,
     Stage,
 )
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage, wait_until

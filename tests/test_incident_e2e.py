@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.store import Store
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 from tests.test_cli_e2e import cli, cli_json

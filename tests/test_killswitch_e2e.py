@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from changegate.service import ChangeService, Operations
 from changegate.models import ChangeStatus, Decision, Outcome, Stage
+from changegate.service import ChangeService, Operations
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
 SERVICES = {"checkout": 4, "search": 3, "payments": 3}

@@ -16,9 +16,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from temporalio.client import Client as TemporalClient
 
-from changegate.service import ChangeService
 from changegate.mcp_server import MCP_PATH, build_server, http_server
 from changegate.models import Control, Decision, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import Role, Store, create_token
 from tests.conftest import free_port

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
+from changegate.service import ChangeService
 from tests.support import Fleet, make_request, wait_for_stage
 
 APPROVER = Decision(actor="alice", reason="looks right")

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from changegate.service import ChangeService
 from changegate.errors import ConfigurationError, HealthSourceError
 from changegate.health import PrometheusSource, classify
 from changegate.models import Decision, HealthCheck, MetricValue, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.conftest import free_port

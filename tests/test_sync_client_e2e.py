@@ -9,8 +9,8 @@ import pytest
 
 from changegate.admission import AdmissionRefused
 from changegate.client import SyncChangeClient
-from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from tests.support import Fleet, make_request
 

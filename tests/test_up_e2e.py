@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from changegate.service import ChangeService, connect
 from changegate.models import Decision, Outcome, Stage
+from changegate.service import ChangeService, connect
 from changegate.settings import Settings
 from tests.conftest import free_port
 from tests.support import Fleet, make_request, wait_for_stage, wait_until

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from temporalio.client import Client
 
-from changegate.service import ChangeService
 from changegate.models import Control, Decision, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.conftest import TEST_POLICY

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from changegate.service import ChangeService
 from changegate.models import Decision, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 

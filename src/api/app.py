@@ -17,8 +17,8 @@ from changegate.api.errors import install_error_handlers
 from changegate.api.limits import MAX_BODY_BYTES, BodyLimit
 from changegate.api.pages import templates
 from changegate.api.state import Services
-from changegate.service import ChangeService
 from changegate.errors import ConfigurationError
+from changegate.service import ChangeService
 from changegate.settings import Settings
 
 __all__ = ["api_server", "create_app", "running_api"]

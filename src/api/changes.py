@@ -20,7 +20,6 @@ from changegate.api.schemas import (
     error_responses,
 )
 from changegate.api.state import Services, services
-from changegate.service import ChangeNotFound
 from changegate.models import (
     ChangeRequest,
     ChangeStatus,
@@ -29,6 +28,7 @@ from changegate.models import (
     DecisionVerdict,
     Stage,
 )
+from changegate.service import ChangeNotFound
 
 __all__ = ["ChangeId", "change_links", "decide", "router", "visible_status"]
 

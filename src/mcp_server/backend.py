@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from changegate.service import ChangeService
 from changegate.providers import FleetProvider, ProviderRegistry
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import Store, open_store
 

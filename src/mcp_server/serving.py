@@ -7,10 +7,10 @@ from typing import Any, Literal
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 
-from changegate.service import ChangeService, connect
 from changegate.mcp_server.auth import Principal, lookup
 from changegate.mcp_server.backend import Backend, ChangesFactory
 from changegate.mcp_server.server import build_server
+from changegate.service import ChangeService, connect
 from changegate.settings import Settings
 
 Transport = Literal["stdio", "http"]

@@ -9,7 +9,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from changegate.admission import AdmissionRefused
-from changegate.service import ChangeService, ChangeNotFound, TemporalUnreachable
 from changegate.errors import ChangegateError
 from changegate.mcp_server.auth import Authenticator, Principal
 from changegate.mcp_server.backend import Backend
@@ -22,6 +21,7 @@ from changegate.mcp_server.views import (
     WaitResult,
 )
 from changegate.models import ChangeRequest, ChangeStatus, Stage, Target
+from changegate.service import ChangeNotFound, ChangeService, TemporalUnreachable
 
 ChangeId = Annotated[str, Field(min_length=1, max_length=200, description="e.g. chg-1a2b3c4d5e6f")]
 

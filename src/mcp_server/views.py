@@ -6,7 +6,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, JsonValue
 
-from changegate.service import ChangeRef
 from changegate.models import (
     ChangeStatus,
     Finding,
@@ -17,6 +16,7 @@ from changegate.models import (
     UnitObservation,
     UnitState,
 )
+from changegate.service import ChangeRef
 
 TIMELINE_TAIL = 10
 """How many of the latest timeline events `get_change` returns."""
