@@ -14,7 +14,7 @@ import pytest
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.store import Store
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import Fleet, as_user, make_request, wait_for_stage, wait_until
 from tests.test_cli_e2e import cli, cli_json
 
 SECRET = "ghp_" + "Zq8Lm2Nx4Pv6Rt8Wy0Ab2Cd4Ef6Gh8Ij0Kl2"
@@ -69,9 +69,11 @@ async def test_rollback_opens_an_incident_with_a_prefilled_review(
     assert final.outcome == Outcome.ROLLED_BACK
     assert final.incident_id == f"inc-{change_id}"
 
-    listed = await cli_json(cli_env, "incident", "list", "--open")
+    listed = await cli_json(as_user(cli_env, "ops-admin"), "incident", "list", "--open")
     assert final.incident_id in [i["incident_id"] for i in listed]
-    shown = await cli(cli_env, "incident", "show", final.incident_id, "--markdown")
+    shown = await cli(
+        as_user(cli_env, "ops-admin"), "incident", "show", final.incident_id, "--markdown"
+    )
     assert shown.returncode == 0, shown.stderr
     review = shown.stdout
     assert f"`{agent}`" in review  # the agent

@@ -1,14 +1,24 @@
-"""The only activities that may change a target: apply, revert, and their verification."""
+"""The only activities that may change a target: apply, revert, and their verification.
+
+Both writes are three-way: the unit is read first, and written only when it holds the value
+the step starts from. A unit already at the step's target is left alone (a retried step,
+an apply that never landed, a revert someone already did); a unit at neither value was
+changed by someone else and is never overwritten: the step reports a conflict.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from pydantic import JsonValue
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from changegate.activities.failures import as_activity_failure
-from changegate.models import UnitResult, UnitStepInput, VerifyInput
+from changegate.models import Target, UnitChange, UnitResult, UnitStepInput, VerifyInput
 from changegate.providers import ProviderRegistry, matches
+
+Write = Callable[[Target, UnitChange], Awaitable[None]]
 
 
 class RolloutActivities:
@@ -20,27 +30,28 @@ class RolloutActivities:
 
     @activity.defn(name="apply_unit")
     async def apply_unit(self, data: UnitStepInput) -> UnitResult:
-        """Bring one unit to its planned state (at most once per change and unit)."""
+        """Bring one unit from its planned `before` to `after` (at most once)."""
         _require_approval(data)
-        with as_activity_failure():
-            provider = self._providers.get(data.target.kind)
-            await provider.apply(
-                data.target, data.unit, idempotency_key=data.idempotency_key("apply")
-            )
-            state = await provider.read_unit(data.target, data.unit.unit_id)
-        return _result(data.unit.unit_id, state, data.unit.after)
+        provider = self._providers.get(data.target.kind)
+        key = data.idempotency_key("apply")
+
+        async def write(target: Target, unit: UnitChange) -> None:
+            await provider.apply(target, unit, idempotency_key=key)
+
+        return await self._step(data, start=data.unit.before, goal=data.unit.after, write=write)
 
     @activity.defn(name="revert_unit")
     async def revert_unit(self, data: UnitStepInput) -> UnitResult:
-        """Bring one unit back to its state before the change (at most once)."""
+        """Bring one unit from `after` back to `before` (at most once); never overwrite
+        a value someone else set."""
         _require_approval(data)
-        with as_activity_failure():
-            provider = self._providers.get(data.target.kind)
-            await provider.revert(
-                data.target, data.unit, idempotency_key=data.idempotency_key("revert")
-            )
-            state = await provider.read_unit(data.target, data.unit.unit_id)
-        return _result(data.unit.unit_id, state, data.unit.before)
+        provider = self._providers.get(data.target.kind)
+        key = data.idempotency_key("revert")
+
+        async def write(target: Target, unit: UnitChange) -> None:
+            await provider.revert(target, unit, idempotency_key=key)
+
+        return await self._step(data, start=data.unit.after, goal=data.unit.before, write=write)
 
     @activity.defn(name="verify_unit")
     async def verify_unit(self, data: VerifyInput) -> UnitResult:
@@ -49,6 +60,44 @@ class RolloutActivities:
             provider = self._providers.read_only(data.target.kind)
             state = await provider.read_unit(data.target, data.unit_id)
         return _result(data.unit_id, state, data.expected)
+
+    async def _step(
+        self,
+        data: UnitStepInput,
+        *,
+        start: dict[str, JsonValue],
+        goal: dict[str, JsonValue],
+        write: Write,
+    ) -> UnitResult:
+        unit_id = data.unit.unit_id
+        with as_activity_failure():
+            provider = self._providers.get(data.target.kind)
+            state = await provider.read_unit(data.target, unit_id)
+            if not matches(state, goal):
+                return UnitResult(
+                    unit_id=unit_id,
+                    ok=True,
+                    state=state,
+                    skipped=True,
+                    detail=f"already at {_show(goal)}; nothing written",
+                )
+            if matches(state, start):
+                return UnitResult(
+                    unit_id=unit_id,
+                    ok=False,
+                    state=state,
+                    conflict=True,
+                    detail=f"someone else changed it: expected {_show(start)}, found "
+                    f"{_show({k: state.get(k) for k in start})}, would write {_show(goal)}; "
+                    "left as found",
+                )
+            await write(data.target, data.unit)
+            state = await provider.read_unit(data.target, unit_id)
+        return _result(unit_id, state, goal)
+
+
+def _show(values: dict[str, JsonValue]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
 def _require_approval(data: UnitStepInput) -> None:

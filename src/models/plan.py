@@ -33,7 +33,16 @@ class ChangePlan(Contract):
         return next(u for u in self.units() if u.unit_id == unit_id)
 
 
-UnitStatus = Literal["pending", "applied", "verified", "reverted", "revert_failed", "apply_failed"]
+UnitStatus = Literal[
+    "pending",
+    "applied",
+    "verified",
+    "reverted",
+    "revert_skipped",
+    "conflict",
+    "revert_failed",
+    "apply_failed",
+]
 
 
 class UnitState(Contract):

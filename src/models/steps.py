@@ -70,12 +70,19 @@ class VerifyInput(Contract):
 
 
 class UnitResult(Contract):
-    """What a unit step found: whether the unit is where it should be, and its state."""
+    """What a unit step found: whether the unit is where it should be, and its state.
+
+    A step reads the unit before it writes (three-way): `skipped` means the unit already
+    held the step's target value and nothing was written; `conflict` means it held neither
+    the value before nor after the change (someone else changed it), and nothing was written.
+    """
 
     unit_id: str
     ok: bool
     state: dict[str, JsonValue] = Field(default_factory=dict)
     detail: str = ""
+    skipped: bool = False
+    conflict: bool = False
 
 
 class ValidateInput(Contract):

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TargetObservation,
         TicketCheck,
         UnitChange,
+        UnitStatus,
         ValidationReport,
     )
     from changegate.workflows.controls import Controls, Halt
@@ -69,6 +70,8 @@ class ChangeWorkflow:
         self._ticket = data.ticket
         self._nonces: set[str] = set()
         self._rejection: Decision | None = None
+        self._ending: tuple[Outcome, str] | None = None
+        self._closed = False
         self._decisions: list[tuple[str, DecisionVerdict]] = []
         self._applied: list[UnitChange] = []
 
@@ -80,24 +83,31 @@ class ChangeWorkflow:
 
     @workflow.run
     async def run(self, data: ChangeInput) -> ChangeStatus:
-        """Walk the stages; always end with an outcome, rolling back whatever was applied."""
+        """Walk the stages; always end with an outcome, rolling back whatever was applied.
+
+        No activity failure escapes: once anything is applied the change ends DONE,
+        ROLLED_BACK or ROLLBACK_FAILED, or holds for a human. The audit store is written
+        in the background and can neither fail nor stall the stages.
+        """
+        audit = asyncio.create_task(self._audit_pump())
         try:
             await self._stages()
         except Halt as halt:
             await self._halt(halt)
+        except ActivityError as exc:
+            await self._halt(self._failed_step(exc))
         except asyncio.CancelledError:
             await self._halt(
                 Halt(Outcome.ABORTED, HaltCause.CANCELLED, "the workflow was cancelled")
             )
-            await self._close()
+            await self._close(audit)
             raise
-        await self._close()
+        await self._close(audit)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
 
     async def _stages(self) -> None:
         await self._check_admission()
-        await self._record()
         while True:
             observation = await self._recon()
             report = await self._validate(observation)
@@ -111,7 +121,14 @@ class ChangeWorkflow:
         for index, phase in enumerate(plan.phases):
             await self._apply_phase(index, phase, proof)
         await self._verify(plan)
-        self._ledger.finish(Outcome.DONE, f"{len(plan.units())} units changed and verified")
+        self._end(Outcome.DONE, f"{len(plan.units())} units changed and verified")
+
+    def _failed_step(self, exc: ActivityError) -> Halt:
+        message = f"a step failed for good: {failure_message(exc)}"
+        self._ledger.event("step-failed", message)
+        if self._applied:
+            return Halt(Outcome.ROLLED_BACK, HaltCause.APPLY_FAILED, message)
+        return Halt(Outcome.BLOCKED, HaltCause.BLOCKED, message)
 
     async def _check_admission(self) -> None:
         """Only a workflow the front door admitted (a valid signed ticket) may go on."""
@@ -136,27 +153,43 @@ class ChangeWorkflow:
         self._status.halt_cause = halt.cause
         self._status.halt_reason = halt.reason
         if not self._applied:
-            self._ledger.finish(halt.outcome, halt.reason + "; nothing was applied")
+            self._end(halt.outcome, halt.reason + "; nothing was applied")
             return
         self._ledger.event("rollback", f"rolling back: {halt.reason}")
         await self._rollback()
 
     async def _enter(self, stage: Stage) -> None:
         self._ledger.enter(stage)
-        await self._record()
 
-    async def _record(self) -> None:
-        data = self._ledger.unrecorded()
-        receipt = await self._steps.record(data)
-        self._ledger.recorded(receipt.recorded_through)
+    def _end(self, outcome: Outcome, message: str) -> None:
+        """Decide the outcome; `_close` publishes it together with its incident."""
+        self._ending = (outcome, message)
 
-    async def _close(self) -> None:
-        await self._record()
-        receipt = await self._steps.close(CloseInput(status=self._status))
+    async def _audit_pump(self) -> None:
+        """Write what the store lacks, in order, for as long as the change runs.
+
+        Waits out a store outage (retries without cutoff): the ledger stays the truth and
+        the store catches up; writes are idempotent by event index.
+        """
+        while True:
+            await workflow.wait_condition(lambda: self._ledger.behind() or self._closed)
+            if not self._ledger.behind():
+                return
+            data = self._ledger.unrecorded()
+            receipt = await self._steps.record(data)
+            self._ledger.recorded(receipt.recorded_through, Stage(data.stage))
+
+    async def _close(self, audit: asyncio.Task[None]) -> None:
+        """Open the incident the outcome needs, publish both at once, let the audit catch up."""
+        outcome, message = self._ending or (Outcome.ABORTED, "ended without an outcome")
+        receipt = await self._steps.close(CloseInput(status=self._ledger.ended(outcome)))
+        # No await between these: a reader sees the outcome and its incident together.
+        self._ledger.finish(outcome, message)
         if receipt.incident_id:
             self._status.incident_id = receipt.incident_id
             self._ledger.event("incident", f"opened {receipt.incident_id}")
-            await self._record()
+        self._closed = True
+        await audit
 
     # ---- stages before approval: read-only -----------------------------------------------
 
@@ -176,7 +209,10 @@ class ChangeWorkflow:
     async def _validate(self, observation: TargetObservation) -> ValidationReport:
         await self._enter(Stage.VALIDATE)
         await self._controls.checkpoint("VALIDATE")
-        report = await self._steps.validate(observation)
+        try:
+            report = await self._steps.validate(observation)
+        except ActivityError as exc:
+            raise self._refused("validate-failed", exc) from exc
         voided = [f for f in self._status.findings if f.code == "approval-voided"]
         self._status.findings = voided + report.findings
         self._status.risk = report.risk
@@ -336,7 +372,7 @@ class ChangeWorkflow:
                 "`changegate approve`, the approval page or the HTTP API",
             )
         if judgement is None and self._status.risk is not None:
-            judgement = await self._steps.judge(
+            judgement = await self._judge(
                 JudgeInput(
                     change_id=self._status.change_id,
                     actor=request.actor,
@@ -377,6 +413,15 @@ class ChangeWorkflow:
             self._rejection = decision
             self._ledger.event("rejected", reason or "rejected", actor=who)
         return judgement
+
+    async def _judge(self, data: JudgeInput) -> DecisionJudgement:
+        try:
+            return await self._steps.judge(data)
+        except ActivityError as exc:
+            # Handlers must not fail the workflow; an unjudged decision simply does not count.
+            return DecisionJudgement(
+                counted=False, rule="approval.unjudged", reason=failure_message(exc)
+            )
 
     def _once(self, judgement: DecisionJudgement, verdict: DecisionVerdict) -> DecisionJudgement:
         """Refuse a replayed proof, and a second decision of the same kind by one principal."""
@@ -430,6 +475,16 @@ class ChangeWorkflow:
             self._applied.append(unit)
             self._controls.applied_any = True
             result = await self._steps.unit_step(unit, proof)
+            if result.conflict:
+                # Nothing was written: the unit is not ours to revert.
+                self._applied.remove(unit)
+                self._ledger.mark(unit.unit_id, "conflict", result.detail)
+                self._conflict("apply-conflict", unit, result.state)
+                raise Halt(
+                    Outcome.ROLLED_BACK,
+                    HaltCause.APPLY_FAILED,
+                    f"{unit.unit_id} changed since it was observed: {result.detail}",
+                )
             if not result.ok:
                 self._ledger.mark(unit.unit_id, "apply_failed", result.detail)
                 raise Halt(
@@ -474,7 +529,12 @@ class ChangeWorkflow:
                 rollout.analysis_interval_seconds, f"{name} analysis interval"
             )
             label = f"{name} analysis {len(measurements) + 1}/{limits.count}"
-            measurement = await self._steps.measure(units, label)
+            try:
+                measurement = await self._steps.measure(units, label)
+            except ActivityError as exc:
+                # A measurement that could not be taken is an error, which the analysis
+                # limits judge; it is never by itself a reason to stop.
+                measurement = Measurement(phase="error", reason=failure_message(exc))
             measurements.append(measurement)
             self._ledger.event("measurement", f"{name}: {measurement.phase}: {measurement.reason}")
             verdict = evaluate(measurements, limits)
@@ -500,31 +560,51 @@ class ChangeWorkflow:
     # ---- rollback: the one place compensation lives --------------------------------------
 
     async def _rollback(self) -> None:
+        """Revert every applied unit, newest first, three-way: a unit at the value we wrote
+        is reverted and read back; one at its old value is left; one at any other value
+        was changed by someone else and is never overwritten."""
         await self._enter(Stage.ROLLBACK)
         proof = ApprovalProof(approved_by=[d.actor for d in self._status.approvals] or ["system"])
         failed: list[str] = []
         for unit in reversed(self._applied):
-            check = await self._steps.read(unit.unit_id, unit.before, f"read {unit.unit_id}")
-            if not check.ok:
-                await self._steps.unit_step(unit, proof, revert=True)
-                check = await self._steps.read(unit.unit_id, unit.before, f"verify {unit.unit_id}")
-            if check.ok:
+            result = await self._steps.unit_step(unit, proof, revert=True)
+            if result.skipped:
+                self._ledger.mark(unit.unit_id, "revert_skipped", result.detail)
+                self._ledger.event(
+                    "revert-skipped",
+                    f"{unit.unit_id} already holds its old value (the apply never landed, or "
+                    "it was reverted already); nothing written",
+                )
+            elif result.ok:
                 self._ledger.mark(unit.unit_id, "reverted")
                 self._ledger.event("reverted", f"{unit.unit_id} is back at its old value")
             else:
                 failed.append(unit.unit_id)
-                self._ledger.mark(unit.unit_id, "revert_failed", check.detail)
-                self._ledger.event("revert-failed", f"{unit.unit_id}: {check.detail}")
+                status: UnitStatus = "conflict" if result.conflict else "revert_failed"
+                self._ledger.mark(unit.unit_id, status, result.detail)
+                if result.conflict:
+                    self._conflict("rollback-conflict", unit, result.state)
+                else:
+                    self._ledger.event("revert-failed", f"{unit.unit_id}: {result.detail}")
             self._ledger.publish()
         if failed:
-            self._ledger.finish(
+            self._end(
                 Outcome.ROLLBACK_FAILED,
-                f"{', '.join(failed)} did not return to the old value: a human must act",
+                f"{', '.join(failed)} not returned to the old value: a human must act",
             )
         else:
-            self._ledger.finish(
-                Outcome.ROLLED_BACK, f"{len(self._applied)} units reverted and verified"
-            )
+            self._end(Outcome.ROLLED_BACK, f"{len(self._applied)} units reverted and verified")
+
+    def _conflict(self, code: str, unit: UnitChange, now: dict[str, JsonValue]) -> None:
+        """Name the unit and its three values: before, what we wrote, what it holds now."""
+        found = {k: now.get(k) for k in unit.after}
+        message = (
+            f"{unit.unit_id}: before {_values(unit.before)}, changegate's value "
+            f"{_values(unit.after)}, now {_values(found)}: someone else changed it, so "
+            "changegate left it as found; a human must decide which value stands"
+        )
+        self._status.findings.append(Finding(code=code, severity="block", message=message))
+        self._ledger.event(code, message, data={"unit": unit.unit_id, **found})
 
     # ---- pause, resume, abort, status ----------------------------------------------------
 
@@ -562,6 +642,10 @@ def _effective(request: ChangeRequest, risk: RiskAssessment | None) -> ChangeReq
         }
     )
     return request.model_copy(update={"rollout": rollout})
+
+
+def _values(values: dict[str, JsonValue]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
 def _state_of(observation: TargetObservation, unit_id: str, key: str) -> JsonValue:

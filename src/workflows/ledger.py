@@ -25,6 +25,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Events the audit store should hold without waiting for the next stage.
+_URGENT = frozenset({"approved", "rejected", "decision-refused", "abort", "paused"})
+
+
 class Ledger:
     """Owns the `ChangeStatus` the query returns; every change to it goes through here."""
 
@@ -36,6 +40,7 @@ class Ledger:
         # Changes started without search attributes (a namespace that lacks them) stay so.
         self._searchable = workflow.info().typed_search_attributes.get(CHANGE_AGENT) is not None
         self._recorded = 0
+        self._recorded_stage: Stage | None = None
 
     def event(
         self,
@@ -86,6 +91,18 @@ class Ledger:
         if self._searchable:
             workflow.upsert_search_attributes([CHANGE_RISK.value_set(tier)])
 
+    def behind(self) -> bool:
+        """True when the store should hear of the change now: a new stage, a decision, or
+        an outcome it does not have (other events ride along with the next write)."""
+        s = self.status
+        if s.stage != self._recorded_stage or (s.outcome and self._recorded < len(s.timeline)):
+            return True
+        return any(e.kind in _URGENT for e in s.timeline[self._recorded :])
+
+    def ended(self, outcome: Outcome) -> ChangeStatus:
+        """The status as it will read once it ends with `outcome` (for the incident)."""
+        return self.status.model_copy(update={"stage": Stage.ENDED, "outcome": outcome})
+
     def unrecorded(self) -> AuditInput:
         """What the audit store does not have yet: the stage and the events since last time."""
         s = self.status
@@ -100,9 +117,10 @@ class Ledger:
             findings=s.findings,
         )
 
-    def recorded(self, through: int) -> None:
-        """The store holds the timeline up to `through`."""
+    def recorded(self, through: int, stage: Stage) -> None:
+        """The store holds the timeline up to `through`, and `stage`."""
         self._recorded = max(self._recorded, through)
+        self._recorded_stage = stage
 
     def adopt_plan(self, plan: ChangePlan) -> None:
         """Take the plan and list every unit as pending."""

@@ -30,13 +30,15 @@ WRITE_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=PERMANENT,
 )
-# A revert keeps trying longer: giving up leaves a unit changed.
-REVERT_RETRY = RetryPolicy(
+# Where waiting is safe (reads, verification, revert, audit) a step waits out an outage:
+# no attempt limit, backoff capped at 30 s. Only a permanent error ends it.
+WAIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
+    maximum_attempts=0,
     non_retryable_error_types=PERMANENT,
 )
+REVERT_RETRY = WAIT_RETRY
 
 CHANGE_AGENT = SearchAttributeKey.for_keyword("ChangeAgent")
 CHANGE_TARGET = SearchAttributeKey.for_keyword("ChangeTarget")

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         READ_RETRY,
         READ_TIMEOUT,
         REVERT_RETRY,
+        WAIT_RETRY,
         WRITE_RETRY,
         WRITE_TIMEOUT,
     )
@@ -74,7 +75,7 @@ class Steps:
             AuthorityActivities.verify_admission,
             data,
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary="verify the admission ticket",
         )
         return result
@@ -86,7 +87,7 @@ class Steps:
             ReconActivities.observe_target,
             ObserveInput(target=target),
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary=f"observe {target.label()}",
         )
         return result
@@ -99,7 +100,7 @@ class Steps:
                 change_id=self._change_id, request=self._request, observation=observation
             ),
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary="compare assumptions and context with live state",
         )
         return result
@@ -110,7 +111,7 @@ class Steps:
             ReconActivities.plan_change,
             PlanInput(request=request, observation=observation),
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary=f"plan {request.change.operation}",
         )
         return result
@@ -121,7 +122,7 @@ class Steps:
             render_summary,
             data,
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary="render the approver's summary",
         )
         return result
@@ -132,7 +133,7 @@ class Steps:
             DecisionActivities.judge_decision,
             data,
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary=f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})",
         )
         return result
@@ -176,7 +177,7 @@ class Steps:
             RolloutActivities.verify_unit,
             VerifyInput(target=self._request.target, unit_id=unit_id, expected=expected),
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=REVERT_RETRY,
+            retry_policy=WAIT_RETRY,
             summary=label,
         )
         return result
@@ -203,7 +204,7 @@ class Steps:
             AuditActivities.record_change,
             data,
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary=f"audit: {data.stage}" + (f" {data.outcome}" if data.outcome else ""),
         )
         return result
@@ -214,7 +215,7 @@ class Steps:
             AuditActivities.close_change,
             data,
             start_to_close_timeout=READ_TIMEOUT,
-            retry_policy=READ_RETRY,
+            retry_policy=WAIT_RETRY,
             summary="open an incident if the change needs one",
         )
         return result
