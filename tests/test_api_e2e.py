@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,14 @@ async def test_an_unexpected_failure_answers_500_with_the_body(
     assert "a bug" not in response.text
 
 
+async def _log_in(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    """The login form's POST with the CSRF token its page carries."""
+    form = await http.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None, form.text
+    return await http.post("/ui/login", data={"token": token, "csrf": csrf.group(1)})
+
+
 async def test_the_web_page_guards_its_sessions_and_forms(
     http: httpx.AsyncClient, tokens: dict[str, str]
 ) -> None:
@@ -354,10 +363,10 @@ async def test_the_web_page_guards_its_sessions_and_forms(
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/login"
     forged = await http.post("/ui/login", data={"token": tokens["alice"], "csrf": "guess"})
     assert forged.status_code == 403 and "changegate_session" not in forged.cookies
-    agent = await http.get("/ui/login", params={"token": tokens["agent"]})
+    agent = await _log_in(http, tokens["agent"])
     assert agent.status_code == 403 and "may not decide" in agent.text
 
-    login = await http.get("/ui/login", params={"token": tokens["alice"]})
+    login = await _log_in(http, tokens["alice"])
     assert login.status_code == 303 and login.headers["location"] == "/ui/"
     cookie = login.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie

@@ -1,4 +1,4 @@
-"""The blocking Python client, from a plain thread, against the real stack."""
+"""The blocking Python client, from a plain thread, through the API with real tokens."""
 
 from __future__ import annotations
 
@@ -7,32 +7,38 @@ import time
 
 import pytest
 
-from changegate.admission import AdmissionRefused
-from changegate.client import SyncChangeClient
-from changegate.models import Decision, Outcome, Stage
+from changegate.client import Credentials, Refused, SyncChangeClient
+from changegate.models import Outcome, Stage
 from changegate.service import ChangeService
-from changegate.settings import Settings
 from tests.support import Fleet, make_request
 
 
-def run_blocking(settings: Settings) -> tuple[Outcome | None, str]:
+def run_blocking(api_url: str, agent: str, approver: str) -> tuple[Outcome | None, str, str]:
     """A script that knows nothing of asyncio: submit, wait for approval, approve, wait."""
-    with SyncChangeClient(settings) as client:
+    with (
+        SyncChangeClient(Credentials(api_url=api_url, token=agent)) as client,
+        SyncChangeClient(Credentials(api_url=api_url, token=approver)) as person,
+    ):
         change_id = client.submit(make_request(service="search", assumptions={}))
         while client.status(change_id).stage != Stage.AWAITING_APPROVAL:
             time.sleep(0.2)
-        judgement = client.approve(change_id, Decision(actor="alice", reason="sync"))
-        assert judgement.counted
-        final = client.wait(change_id)
-        with pytest.raises(AdmissionRefused) as refused:
+        with pytest.raises(Refused) as own:
+            client.approve(change_id, reason="an agent approving its own change")
+        answer = person.approve(change_id, reason="sync")
+        assert answer["counted"] and answer["actor"] == "alice"
+        final = client.wait(change_id, timeout=120)
+        with pytest.raises(Refused) as refused:
             client.submit(make_request(service="ledger"))  # frozen by the test policy
-        return final.outcome, refused.value.rule
+        return final.outcome, refused.value.rule, own.value.rule
 
 
 async def test_sync_client_runs_a_change_end_to_end(
-    changes: ChangeService, settings: Settings, fleet: Fleet
+    changes: ChangeService, api_url: str, cli_tokens: dict[str, str], fleet: Fleet
 ) -> None:
-    outcome, rule = await asyncio.to_thread(run_blocking, settings)
+    outcome, rule, own = await asyncio.to_thread(
+        run_blocking, api_url, cli_tokens["agent-7"], cli_tokens["alice"]
+    )
     assert outcome == Outcome.DONE
     assert rule == "freeze_window"
+    assert own == "auth.role"
     assert all(c["pool_size"] == 24 for c in fleet.configs("search").values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -44,8 +45,10 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
         fleet_url=fleet.url,
         data_dir=tmp_path / "data",
     )
+    config = tmp_path / "config"
     env = {
         **os.environ,
+        "CHANGEGATE_CONFIG_DIR": str(config),
         "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
         "CHANGEGATE_UI_URL": settings.ui_url,
         "CHANGEGATE_FLEET_URL": settings.fleet_url,
@@ -61,8 +64,13 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
         assert f"temporal web UI  http://127.0.0.1:{ui_port}" in text
         assert "registered search attributes" not in text  # the dev server registers them
         assert f"approval page    http://127.0.0.1:{api_port}/ui/" in text
-        [link] = [w for w in text.split() if "/ui/login?token=" in w]
-        token = link.split("token=", 1)[1]
+        # The CLI is logged in as the local admin; the token is in the user's credentials
+        # file (mode 0600) and never on the terminal.
+        stored = json.loads((config / "credentials.json").read_text())
+        token = stored["token"]
+        assert stored["api_url"] == f"http://127.0.0.1:{api_port}"
+        assert (config / "credentials.json").stat().st_mode & 0o077 == 0
+        assert token not in text
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as http:
             me = await http.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200 and me.json()["role"] == "admin"
@@ -79,8 +87,10 @@ async def test_up_runs_changes_and_resumes_them_after_a_restart(
         second = start_up(env, log, api_port)
         try:
             await wait_until(lambda: log.read_text().count("changegate is up") == 2, within=60)
-            # The first admin token is issued once, not on every start.
-            assert log.read_text().count("/ui/login?token=") == 1
+            # The stored login still works, so no second token is issued.
+            assert log.read_text().count("issued a local-admin token") == 1
+            assert json.loads((config / "credentials.json").read_text())["token"] == token
+            assert token not in log.read_text()
             changes = ChangeService(await connect(settings), settings)
             await changes.approve(change_id, Decision(actor="alice"))
             final = await changes.wait(change_id)

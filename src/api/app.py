@@ -66,6 +66,8 @@ def api_server(
         port=port,
         log_level="warning",
         access_log=False,
+        # The client address throttles failed logins; a forwarded header must not fake it.
+        proxy_headers=False,
         lifespan="off",
         server_header=False,
     )
