@@ -291,3 +291,40 @@ def _run_in(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
 
 def _ops() -> Control:
     return Control(actor="test", reason="done with it")
+
+
+async def test_a_raw_pause_holds_but_a_raw_resume_does_not_release(
+    changes: ChangeService, client: Client, fleet: Fleet
+) -> None:
+    change_id = await changes.submit(
+        make_request(service="search", assumptions={}, rollout={"canary_bake_seconds": 30})
+    )
+    await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    await changes.approve(change_id, Decision(actor="alice", reason="ok"))
+    await wait_for_stage(changes, change_id, Stage.CANARY)
+    handle = client.get_workflow_handle(change_id)
+    await handle.signal("pause", Control(actor="mallory", reason="raw"))
+    held = await changes.status(change_id)
+    assert held.paused
+    # A raw resume, even one naming a kill switch, never lets the change go on.
+    await handle.signal("resume", Control(actor="alice", reason="go", kill_switch="global"))
+    await wait_until_event(changes, change_id, "resume-refused")
+    status = await changes.status(change_id)
+    assert status.paused
+    assert any((e.actor or "") == "mallory (unverified)" for e in status.timeline)
+    assert events(status, "control-unverified")
+    await changes.resume(change_id, Control(actor="bob", reason="signed resume"))
+    await changes.abort(change_id, _ops())
+    final = await changes.wait(change_id)
+    assert final.outcome == Outcome.ROLLED_BACK
+    resumed = [e for e in final.timeline if e.kind == "resumed"]
+    assert [e.actor for e in resumed] == ["bob"]
+
+
+async def wait_until_event(changes: ChangeService, change_id: str, kind: str) -> None:
+    from tests.support import wait_until
+
+    async def seen() -> bool:
+        return bool(events(await changes.status(change_id), kind))
+
+    await wait_until(seen, within=30, what=kind)

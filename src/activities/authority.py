@@ -1,11 +1,13 @@
-"""Verifying what the front door signed: the admission ticket a workflow starts with."""
+"""Verifying what the front door signed: admission tickets and controls."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from temporalio import activity
 
 from changegate.authority import Signer
-from changegate.models import AuthorityVerdict, TicketCheck
+from changegate.models import AuthorityVerdict, ControlCheck, TicketCheck
 
 
 class AuthorityActivities:
@@ -20,3 +22,8 @@ class AuthorityActivities:
     async def verify_admission(self, data: TicketCheck) -> AuthorityVerdict:
         """Whether the workflow was started with a valid ticket for its own request."""
         return self._signer.check_ticket(data, policy=self._policy)
+
+    @activity.defn(name="verify_control")
+    async def verify_control(self, data: ControlCheck) -> AuthorityVerdict:
+        """Whether a pause, resume or abort was sent by the principal its proof names."""
+        return self._signer.check_control(data, now=datetime.now(UTC))

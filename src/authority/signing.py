@@ -9,6 +9,8 @@ a nonce and an expiry. Verification names the rule that failed:
 - `admission.mismatch` / `approval.mismatch`          signed for another change or request
 - `admission.expired` / `approval.expired_proof`      used after its expiry
 - `admission.policy_changed`                          admitted under another policy
+- `control.unauthenticated` / `control.forged` / `control.mismatch` / `control.expired`
+                                                      the same, for pause, resume and abort
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from changegate.models import (
     AdmissionTicket,
     AuthorityVerdict,
     ChangeRequest,
+    ControlAction,
+    ControlCheck,
+    ControlProof,
     DecisionProof,
     DecisionVerdict,
     TicketCheck,
@@ -180,4 +185,49 @@ class Signer:
                 "approval.expired_proof",
                 f"the proof expired at {proof.expires_at.isoformat()}; decide again",
             )
+        return AuthorityVerdict(valid=True, reason=f"signed for {proof.principal}")
+
+    # ---- controls ------------------------------------------------------------------------
+
+    def control_proof(
+        self,
+        *,
+        change_id: str,
+        principal: str,
+        action: ControlAction,
+        kill_switch: str | None,
+        now: datetime,
+        ttl: timedelta = DECISION_TTL,
+    ) -> ControlProof:
+        """A proof that the authenticated `principal` sent this pause, resume or abort."""
+        proof = ControlProof(
+            change_id=change_id,
+            principal=principal,
+            action=action,
+            kill_switch=kill_switch,
+            issued_at=now,
+            expires_at=now + ttl,
+            nonce=secrets.token_hex(12),
+        )
+        return proof.model_copy(update={"signature": self._mac(proof)})
+
+    def check_control(self, check: ControlCheck, *, now: datetime) -> AuthorityVerdict:
+        """Whether a control was sent through the front door by the principal it names."""
+        proof = check.proof
+        if proof is None:
+            return _refuse(
+                "control.unauthenticated",
+                f"the {check.action} carries no signed proof of who sent it; send it through "
+                f"`changegate {check.action}`, the approval page or the HTTP API",
+            )
+        if not self._signed(proof):
+            return _refuse("control.forged", "the control's proof has no valid signature")
+        if proof.change_id != check.change_id or proof.action != check.action:
+            return _refuse(
+                "control.mismatch",
+                f"the proof is for {proof.action} on {proof.change_id}, "
+                f"not {check.action} on {check.change_id}",
+            )
+        if now > proof.expires_at:
+            return _refuse("control.expired", f"the proof expired at {proof.expires_at}")
         return AuthorityVerdict(valid=True, reason=f"signed for {proof.principal}")

@@ -3,6 +3,9 @@
 from changegate.models.authority import (
     AdmissionTicket,
     AuthorityVerdict,
+    ControlAction,
+    ControlCheck,
+    ControlProof,
     DecisionProof,
     TicketCheck,
 )
@@ -84,6 +87,9 @@ __all__ = [
     "CloseReceipt",
     "Contract",
     "Control",
+    "ControlAction",
+    "ControlCheck",
+    "ControlProof",
     "Decision",
     "DecisionJudgement",
     "DecisionProof",

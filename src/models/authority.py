@@ -4,6 +4,7 @@ decision carries. The signatures are HMACs: visible in history, useless without 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -33,6 +34,30 @@ class DecisionProof(Contract):
     expires_at: datetime
     nonce: str = Field(min_length=8, max_length=64)
     signature: str = ""
+
+
+ControlAction = Literal["pause", "resume", "abort"]
+
+
+class ControlProof(Contract):
+    """The front door's signed word that an authenticated principal sent this control."""
+
+    change_id: str
+    principal: str = Field(min_length=1, max_length=200)
+    action: ControlAction
+    kill_switch: str | None = None
+    issued_at: datetime
+    expires_at: datetime
+    nonce: str = Field(min_length=8, max_length=64)
+    signature: str = ""
+
+
+class ControlCheck(Contract):
+    """Input of `verify_control`: a control's proof and what it must be for."""
+
+    change_id: str
+    action: ControlAction
+    proof: ControlProof | None = None
 
 
 class TicketCheck(Contract):

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, JsonValue
 
-from changegate.models.authority import AdmissionTicket, DecisionProof
+from changegate.models.authority import AdmissionTicket, ControlProof, DecisionProof
 from changegate.models.observation import Finding, TargetObservation
 from changegate.models.plan import ChangePlan, UnitState
 from changegate.models.request import ChangeRequest, Contract
@@ -76,6 +76,9 @@ class Control(Contract):
     actor: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)
     kill_switch: str | None = None
+    proof: ControlProof | None = None
+    """Signed by the front door; without it a pause or abort still holds or stops the
+    change (that only makes it safer), but a resume is refused."""
 
 
 class DecisionRequest(Contract):

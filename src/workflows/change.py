@@ -23,12 +23,15 @@ with workflow.unsafe.imports_passed_through():
     from changegate.models import (
         AnalysisLimits,
         ApprovalProof,
+        AuthorityVerdict,
         ChangeInput,
         ChangePlan,
         ChangeRequest,
         ChangeStatus,
         CloseInput,
         Control,
+        ControlAction,
+        ControlCheck,
         Decision,
         DecisionJudgement,
         DecisionRequest,
@@ -609,19 +612,61 @@ class ChangeWorkflow:
     # ---- pause, resume, abort, status ----------------------------------------------------
 
     @workflow.signal
-    def pause(self, control: Control) -> None:
-        """Hold at the next safe point (stage boundary, before each unit, inside bakes)."""
-        self._controls.pause(control)
+    async def pause(self, control: Control) -> None:
+        """Hold at the next safe point (stage boundary, before each unit, inside bakes).
+
+        Honoured at once from anyone (it only makes the change safer); who sent it is
+        verified afterwards and recorded either way.
+        """
+        self._controls.pause(_claimed(control))
+        await self._attest(control, "pause")
 
     @workflow.signal
-    def resume(self, control: Control) -> None:
-        """Continue exactly where the change was held."""
-        self._controls.resume(control)
+    async def resume(self, control: Control) -> None:
+        """Continue exactly where the change was held: only on a signed request."""
+        verdict = await self._verify_control(control, "resume")
+        if not verdict.valid or control.proof is None:
+            self._ledger.event(
+                "resume-refused",
+                f"resume claiming to be {control.actor!r} not honoured ({verdict.rule}): "
+                f"{verdict.reason}",
+            )
+            return
+        proof = control.proof
+        self._controls.resume(
+            control.model_copy(update={"actor": proof.principal, "kill_switch": proof.kill_switch})
+        )
 
     @workflow.signal
-    def abort(self, control: Control) -> None:
-        """Stop: before any apply nothing is changed; after, every applied unit is reverted."""
-        self._controls.abort(control)
+    async def abort(self, control: Control) -> None:
+        """Stop: before any apply nothing is changed; after, every applied unit is reverted.
+
+        Honoured at once from anyone, like pause; the sender is verified and recorded.
+        """
+        self._controls.abort(_claimed(control))
+        await self._attest(control, "abort")
+
+    async def _verify_control(self, control: Control, action: ControlAction) -> AuthorityVerdict:
+        check = ControlCheck(change_id=self._status.change_id, action=action, proof=control.proof)
+        if control.proof is None:
+            return AuthorityVerdict(
+                valid=False,
+                rule="control.unauthenticated",
+                reason=f"the {action} carries no signed proof of who sent it",
+            )
+        try:
+            return await self._steps.verify_control(check)
+        except ActivityError as exc:
+            return AuthorityVerdict(valid=False, rule="control.unverified", reason=str(exc))
+
+    async def _attest(self, control: Control, action: ControlAction) -> None:
+        verdict = await self._verify_control(control, action)
+        if not verdict.valid:
+            self._ledger.event(
+                "control-unverified",
+                f"{action} claiming to be {control.actor!r} came without a valid proof "
+                f"({verdict.rule}): honoured, since it only makes the change safer",
+            )
 
     @workflow.query
     def status(self) -> ChangeStatus:
@@ -642,6 +687,15 @@ def _effective(request: ChangeRequest, risk: RiskAssessment | None) -> ChangeReq
         }
     )
     return request.model_copy(update={"rollout": rollout})
+
+
+def _claimed(control: Control) -> Control:
+    """The control with its actor as far as it can be trusted before verification."""
+    if control.proof is not None:
+        return control.model_copy(update={"actor": control.proof.principal})
+    return control.model_copy(
+        update={"actor": f"{control.actor} (unverified)", "kill_switch": None}
+    )
 
 
 def _values(values: dict[str, JsonValue]) -> str:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ChangeRequest,
         CloseInput,
         CloseReceipt,
+        ControlCheck,
         DecisionJudgement,
         EscalationInput,
         JudgeInput,
@@ -77,6 +78,17 @@ class Steps:
             start_to_close_timeout=READ_TIMEOUT,
             retry_policy=WAIT_RETRY,
             summary="verify the admission ticket",
+        )
+        return result
+
+    async def verify_control(self, data: ControlCheck) -> AuthorityVerdict:
+        """Check who sent a pause, resume or abort."""
+        result: AuthorityVerdict = await workflow.execute_activity_method(
+            AuthorityActivities.verify_control,
+            data,
+            start_to_close_timeout=READ_TIMEOUT,
+            retry_policy=WAIT_RETRY,
+            summary=f"verify the {data.action}'s sender",
         )
         return result
 
