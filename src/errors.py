@@ -8,7 +8,9 @@
     ├── InvalidTarget               unknown kind or selector key, or a value the kind's naming
     │                               rules refuse; raised before any rule sees the target
     ├── HealthSourceError           a health source could not be read (an analysis Error)
-    └── ConfigurationError          settings or registries name something that does not exist
+    ├── ConfigurationError          settings or registries name something that does not exist
+    └── NoWorker                    no worker polls a running change's task queue, so nothing
+                                    can answer for it (the API's 503 `worker.absent`)
 
 Lower-level errors (httpx, subprocess) are mapped to these once, in the provider or source
 that met them (`raise X from exc`). Activities turn permanent ones into non-retryable
@@ -76,11 +78,38 @@ class ConfigurationError(ChangegateError):
     """Settings or a registry name something that does not exist."""
 
 
+class NoWorker(ChangegateError):
+    """No worker polls the task queue a running change needs to answer on."""
+
+    def __init__(self, *, task_queue: str, namespace: str, change_id: str) -> None:
+        """Name the task queue, its namespace and the change that cannot be read."""
+        self.task_queue = task_queue
+        self.namespace = namespace
+        self.change_id = change_id
+        self.reason = (
+            f"no worker is polling task queue {task_queue!r} in namespace {namespace!r}, so "
+            f"change {change_id} cannot answer while it runs"
+        )
+        self.would_pass = (
+            "start a worker on that task queue with `changegate worker` (or everything with "
+            "`changegate up`), then ask again"
+        )
+        super().__init__(f"{self.reason}; {self.would_pass}")
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        # As for InvalidTarget: the keyword-only constructor defeats default pickling.
+        rebuild = partial(
+            NoWorker, task_queue=self.task_queue, namespace=self.namespace, change_id=self.change_id
+        )
+        return rebuild, ()
+
+
 __all__ = [
     "ChangegateError",
     "ConfigurationError",
     "HealthSourceError",
     "InvalidTarget",
+    "NoWorker",
     "ProviderError",
     "TargetNotFound",
     "TargetUnavailable",

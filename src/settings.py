@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     """Where to POST a notice when a change nears its approval deadline without a quorum."""
     search_attributes: bool = True
     """Tag changes with the Change* search attributes (the namespace must have them)."""
+    reconcile_interval_seconds: float = 30.0
+    """How often each worker releases the targets of changes whose workflows closed without
+    recording it (terminated from the Temporal UI, or the audit store was down); 0 turns it off."""
 
     def store_url(self) -> str:
         """The audit store's URL."""

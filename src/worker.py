@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -35,8 +38,9 @@ from changegate.health import (
 )
 from changegate.policy import Policy, load_policy
 from changegate.providers import FleetProvider, ProviderRegistry
+from changegate.service.reconcile import reconcile
 from changegate.settings import Settings
-from changegate.store import Store, open_store
+from changegate.store import Store, database_url, open_store
 from changegate.workflows import ChangeWorkflow
 
 log = logging.getLogger(__name__)
@@ -55,14 +59,15 @@ class Dependencies:
     policy_dir: Path | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> Dependencies:
-        """Providers and health sources for every target kind, policy and the audit store."""
+    def build(cls, settings: Settings, *, store: Store | None = None) -> Dependencies:
+        """Providers and health sources for every target kind, policy and the audit store
+        (`store` if given, else opened from settings)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             providers=ProviderRegistry([FleetProvider(settings.fleet_url)]),
             sources=HealthSourceRegistry([_fleet_health(settings)]),
             policy=load_policy(settings.policy_file),
-            store=open_store(settings.store_url()),
+            store=store or open_store(settings.store_url()),
             signer=Signer(load_signing_key(settings)),
             escalation_webhook=settings.escalation_webhook,
             policy_dir=settings.policy_file.parent if settings.policy_file else None,
@@ -81,6 +86,7 @@ class Dependencies:
         )
         return [
             authority.verify_admission,
+            authority.verify_control,
             recon.observe_target,
             recon.plan_change,
             ValidationActivities(
@@ -128,13 +134,16 @@ async def running_worker(
     *,
     max_concurrent_activities: int = 50,
     replace: Mapping[str, Callable[..., Any]] | None = None,
+    store: Store | None = None,
 ) -> AsyncIterator[Worker]:
     """A running worker on `settings.task_queue`; its dependencies are closed on exit.
 
     `replace` registers other implementations under activity names (for tests that need a
-    health source to misbehave, say); everything else is the real thing.
+    health source to misbehave, say); everything else is the real thing. `store` is the
+    audit store already opened (the worker closes it); by default it is opened here. Every
+    `reconcile_interval_seconds` the worker also releases the targets of closed workflows.
     """
-    deps = Dependencies.build(settings)
+    deps = Dependencies.build(settings, store=store)
     replaced = dict(replace or {})
     activities = [fn for fn in deps.activities() if _activity_name(fn) not in replaced] + list(
         replaced.values()
@@ -148,10 +157,54 @@ async def running_worker(
         max_concurrent_activities=max_concurrent_activities,
     )
     try:
-        async with worker:
+        async with worker, _reconciling(client, deps.store, settings):
             yield worker
     finally:
         await deps.aclose()
+
+
+@asynccontextmanager
+async def _reconciling(client: Client, store: Store, settings: Settings) -> AsyncIterator[None]:
+    """Reconcile in the background while the block runs (unless the interval is 0)."""
+    if settings.reconcile_interval_seconds <= 0:
+        yield
+        return
+    task = asyncio.create_task(_reconcile_forever(client, store, settings))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _reconcile_forever(client: Client, store: Store, settings: Settings) -> None:
+    interval = settings.reconcile_interval_seconds
+    # A row whose workflow never started is released only once its ticket can no longer
+    # start one.
+    grace = timedelta(seconds=settings.ticket_ttl_seconds)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await reconcile(client, store, missing_grace=grace)
+        except Exception as exc:
+            # An outage of Temporal or the store must never stop the worker: try next time.
+            log.warning(
+                "reconciler pass failed (%s: %s); next try in %ss",
+                type(exc).__name__,
+                _first_line(exc),
+                f"{interval:g}",
+            )
+            continue
+        for repair in report.repairs:
+            if repair.written:
+                log.info(
+                    "reconciler released %s on %s: workflow %s, outcome %s",
+                    repair.change_id,
+                    repair.target_label,
+                    repair.workflow_status,
+                    repair.outcome.value,
+                )
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:
@@ -160,10 +213,48 @@ def _activity_name(fn: Callable[..., Any]) -> str:
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Connect to Temporal and run the worker until `stop` is set (or forever)."""
+    """Connect to Temporal and run the worker until `stop` is set (or forever).
+
+    An audit store that does not answer yet is waited for, one log line per attempt.
+    """
     from changegate.service import connect
 
+    stop = stop or asyncio.Event()
     client = await connect(settings)
-    async with running_worker(client, settings):
+    store = await open_store_patiently(settings.store_url(), stop=stop)
+    if store is None:
+        return
+    async with running_worker(client, settings, store=store):
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-        await (stop or asyncio.Event()).wait()
+        await stop.wait()
+
+
+STORE_RETRY_CAP_SECONDS = 30.0
+"""The longest wait between two attempts to open an unreachable audit store."""
+
+
+async def open_store_patiently(url: str, *, stop: asyncio.Event) -> Store | None:
+    """The store at `url`, retried with backoff while it is unreachable; None once `stop`."""
+    shown = database_url(url).render_as_string(hide_password=True)
+    password = database_url(url).password
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return await asyncio.to_thread(open_store, url)
+        except (OperationalError, InterfaceError) as exc:
+            reason = _first_line(exc.orig if exc.orig is not None else exc)
+            if password:
+                reason = reason.replace(str(password), "***")
+            log.warning(
+                "audit store unreachable at %s: %s; retrying in %ss", shown, reason, f"{delay:g}"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, STORE_RETRY_CAP_SECONDS)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's message, short: drivers add hints, SQL and parameters on later lines."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return lines[0][:200]

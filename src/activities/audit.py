@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 
+from changegate.activities.heartbeat import heartbeats
 from changegate.incidents import build_incident, needs_incident
 from changegate.models import (
     AuditInput,
@@ -43,12 +44,14 @@ class AuditActivities:
         self._store = store
 
     @activity.defn(name="record_change")
+    @heartbeats
     async def record_change(self, data: AuditInput) -> AuditReceipt:
         """Store the change's stage and whatever timeline and findings are new."""
         await asyncio.to_thread(self._record, data)
         return AuditReceipt(recorded_through=data.first_seq + len(data.events))
 
     @activity.defn(name="close_change")
+    @heartbeats
     async def close_change(self, data: CloseInput) -> CloseReceipt:
         """Open the incident an ended change needs (once), returning its id."""
         if not needs_incident(data.status):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from temporalio import activity
 
+from changegate.activities.heartbeat import heartbeats
 from changegate.authority import Signer
 from changegate.models import DecisionJudgement, EscalationInput, JudgeInput
 from changegate.policy import Policy, judge_decision
@@ -27,6 +28,7 @@ class DecisionActivities:
         self._webhook = escalation_webhook
 
     @activity.defn(name="judge_decision")
+    @heartbeats
     async def judge_decision(self, data: JudgeInput) -> DecisionJudgement:
         """Whether the decision counts, and the rule that refuses it when it does not.
 
@@ -51,6 +53,7 @@ class DecisionActivities:
         )
 
     @activity.defn(name="escalate")
+    @heartbeats
     async def escalate(self, data: EscalationInput) -> bool:
         """Post an escalation notice; False when no webhook is configured."""
         if not self._webhook:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from changegate.activities.heartbeat import heartbeats
 from changegate.errors import ChangegateError
 from changegate.health import HealthSourceRegistry, classify
 from changegate.models import MeasureInput, Measurement
@@ -17,6 +18,7 @@ class HealthActivities:
         self._sources = sources
 
     @activity.defn(name="measure_health")
+    @heartbeats
     async def measure_health(self, data: MeasureInput) -> Measurement:
         """A classified measurement; a source that cannot be read gives an `error` one."""
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from changegate.activities.heartbeat import heartbeats
 from changegate.context import ContextSource, FileContextSource, HttpContextSource, gather_flags
 from changegate.models import Finding, ValidateInput, ValidationReport
 from changegate.policy import (
@@ -71,6 +72,7 @@ class ValidationActivities:
         self._sources = list(sources) if sources is not None else context_sources(policy)
 
     @activity.defn(name="validate_change")
+    @heartbeats
     async def validate_change(self, data: ValidateInput) -> ValidationReport:
         """Findings in the order found (assumptions, context, blast radius) and the tier."""
         label = data.request.target.label()

@@ -7,7 +7,8 @@
 
 Errors from below are mapped here and nowhere else: `AdmissionRefused` (403/409/422/429 by
 rule), `ChangeNotFound` (404), a Temporal that does not answer (`TemporalUnreachable`, RPC
-UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: 503) or refuses an argument (422), an
+UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: 503) or refuses an argument (422), no
+worker polling a running change's task queue (`NoWorker`: 503 `worker.absent`), an
 audit store that cannot be reached (SQLAlchemy's operational and interface errors: 503),
 request validation (422 with field paths), Starlette's HTTP errors (401-413) and anything
 else (500). Every body has the shape `{"error": {"rule": ..., "reason": ..., "would_pass":
@@ -31,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from changegate.admission import AdmissionRefused
 from changegate.api.pages import render
+from changegate.errors import NoWorker
 from changegate.service import ChangeNotFound, TemporalUnreachable
 
 __all__ = [
@@ -173,9 +175,16 @@ def _respond(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def _unavailable(request: Request, *, dependency: str, reason: str, would_pass: str) -> Response:
+def _unavailable(
+    request: Request,
+    *,
+    dependency: str,
+    reason: str,
+    would_pass: str,
+    rule: str = "service.unavailable",
+) -> Response:
     body = error_body(
-        rule="service.unavailable",
+        rule=rule,
         reason=reason,
         would_pass=would_pass,
         dependency=dependency,
@@ -228,6 +237,16 @@ def install_error_handlers(app: FastAPI) -> None:
             would_pass="the same request once Temporal is reachable",
         )
 
+    async def no_worker(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NoWorker)
+        return _unavailable(
+            request,
+            rule="worker.absent",
+            dependency="worker",
+            reason=exc.reason,
+            would_pass=exc.would_pass,
+        )
+
     async def store_down(request: Request, exc: Exception) -> Response:
         down = isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -270,6 +289,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AdmissionRefused, refused)
     app.add_exception_handler(ChangeNotFound, not_found)
     app.add_exception_handler(TemporalUnreachable, unreachable)
+    app.add_exception_handler(NoWorker, no_worker)
     app.add_exception_handler(RPCError, unreachable)
     app.add_exception_handler(DBAPIError, store_down)
     app.add_exception_handler(PoolTimeout, store_down)

@@ -1,7 +1,9 @@
-"""`/api/v1/incidents` and `/api/v1/killswitches`: what went wrong, and the stops."""
+"""`/api/v1/incidents`, `/api/v1/killswitches` and `/api/v1/reconcile`: what went wrong, the
+stops, and releasing the targets of changes whose workflows closed unrecorded."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -17,6 +19,7 @@ from changegate.api.schemas import (
     error_responses,
 )
 from changegate.api.state import services
+from changegate.service import ReconcileReport, reconcile
 
 __all__ = ["router"]
 
@@ -120,3 +123,23 @@ async def close_incident(
             would_pass="GET /api/v1/incidents lists them",
         )
     return IncidentItem.model_validate(closed, from_attributes=True)
+
+
+@router.post("/reconcile", response_model=ReconcileReport, responses=error_responses(503))
+async def reconcile_changes(
+    request: Request, principal: CurrentPrincipal, dry_run: bool = False
+) -> ReconcileReport:
+    """Release the targets of changes whose workflows closed without recording it (admin).
+
+    Workers do this on their own every `reconcile_interval_seconds`; `dry_run` lists what
+    would be released and writes nothing.
+    """
+    svc = services(request)
+    await require(svc, principal, "admin", action="reconcile", subject="changes")
+    return await reconcile(
+        svc.changes.temporal,
+        await svc.store(),
+        missing_grace=timedelta(seconds=svc.settings.ticket_ttl_seconds),
+        dry_run=dry_run,
+        actor=f"reconciler (run by {principal.name})",
+    )

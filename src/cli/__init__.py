@@ -15,7 +15,7 @@ from changegate.cli.demo import demo
 from changegate.cli.history import history, replay
 from changegate.cli.login import login, logout, whoami
 from changegate.cli.mcp import mcp
-from changegate.cli.operations import incident, killswitch
+from changegate.cli.operations import incident, killswitch, reconcile
 from changegate.cli.serve import fleet, up, worker
 from changegate.settings import Settings
 
@@ -39,7 +39,20 @@ def cli(ctx: click.Context, /, as_json: bool, **overrides: str | Path | None) ->
     ctx.obj = Context(settings, as_json=as_json)
 
 
-_OPERATOR = [up, demo, worker, fleet, api, token, mcp, killswitch, incident, history, replay]
+_OPERATOR = [
+    up,
+    demo,
+    worker,
+    fleet,
+    api,
+    token,
+    mcp,
+    killswitch,
+    incident,
+    reconcile,
+    history,
+    replay,
+]
 _IDENTITY = [login, logout, whoami]
 for _command in [*COMMANDS, *_IDENTITY, *_OPERATOR]:
     cli.add_command(_command)

@@ -1,9 +1,10 @@
-"""CLI commands for operators: kill switches and incidents."""
+"""CLI commands for operators: kill switches, incidents, and reconciling change rows."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -145,6 +146,37 @@ async def close(ctx: Context, incident_id: str) -> None:
     async with ctx.api() as api:
         found = await api.close_incident(incident_id)
     ctx.emit(found, f"closed {incident_id}")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be released.")
+@pass_context
+@run
+async def reconcile(ctx: Context, dry_run: bool) -> None:
+    """Release the targets of changes whose workflows closed without recording it (admin).
+
+    Workers do this every 30 s on their own (CHANGEGATE_RECONCILE_INTERVAL_SECONDS).
+    """
+    async with ctx.api() as api:
+        report = await api.reconcile(dry_run=dry_run)
+    repairs = report["repairs"]
+    verb = "would release" if dry_run else "released"
+    lines = [
+        f"  {r['change_id']}  {r['target_label']}  workflow {r['workflow_status']} -> "
+        f"{r['outcome']}" + _unwritten(r, dry_run=dry_run)
+        for r in repairs
+    ]
+    ctx.emit(
+        report,
+        f"checked {report['checked']} active change(s) in {report['seconds']:.2f}s; {verb} "
+        f"{len(repairs)}" + "".join(f"\n{line}" for line in lines),
+    )
+
+
+def _unwritten(repair: dict[str, Any], *, dry_run: bool) -> str:
+    if repair["written"] or dry_run:
+        return ""
+    return f"  (not written: {repair['error']})" if repair["error"] else "  (already released)"
 
 
 def _when(stamp: str) -> str:

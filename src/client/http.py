@@ -191,6 +191,11 @@ class ChangeClient:
         found: dict[str, Any] = await self.call("GET", f"/incidents/{incident_id}")
         return found
 
+    async def reconcile(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """Release the targets of changes whose workflows closed unrecorded (admin); the report."""
+        report: dict[str, Any] = await self.call("POST", "/reconcile", params={"dry_run": dry_run})
+        return report
+
     async def close_incident(self, incident_id: str) -> dict[str, Any]:
         """Close an incident, lifting its freeze."""
         found: dict[str, Any] = await self.call("POST", f"/incidents/{incident_id}/close")

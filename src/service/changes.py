@@ -14,21 +14,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from changegate.admission import AdmissionRefused, Gate
 from changegate.authority import Signer, load_signing_key, policy_digest
-from changegate.errors import InvalidTarget
+from changegate.errors import InvalidTarget, NoWorker
 from changegate.models import (
     ChangeInput,
     ChangeRequest,
     ChangeStatus,
     Control,
+    ControlAction,
     Decision,
     DecisionJudgement,
     DecisionRequest,
+    HaltCause,
+    Outcome,
+    Stage,
 )
 from changegate.policy import Admission, load_policy
 from changegate.providers import FleetProvider, ProviderRegistry
@@ -36,6 +48,12 @@ from changegate.settings import Settings
 from changegate.store import open_store
 from changegate.workflows import ChangeWorkflow
 from changegate.workflows.options import CHANGE_AGENT, CHANGE_STAGE, CHANGE_TARGET
+
+QUERY_PATIENCE_SECONDS = 3.0
+"""How long a status query may go unanswered before the front door checks for a worker."""
+
+POLLER_FRESHNESS = timedelta(seconds=90)
+"""How recently a worker must have polled to count as present (its long poll lasts ~60 s)."""
 
 
 class ChangeNotFound(LookupError):
@@ -161,10 +179,84 @@ class ChangeService:
         )
 
     async def status(self, change_id: str) -> ChangeStatus:
-        """The change's full status (works for running and ended changes)."""
+        """The change's full status (running or ended); `NoWorker` if nothing can answer.
+
+        A closed workflow is read from Temporal's history, so it needs no worker; a running
+        one is queried, and a query nobody answers soon is told apart from a slow one by
+        asking whether any worker polls the workflow's task queue.
+        """
+        handle = self._handle(change_id)
         with _not_found(f"no change {change_id!r} in namespace {self._settings.namespace!r}"):
-            status: ChangeStatus = await self._handle(change_id).query(ChangeWorkflow.status)
-        return status
+            described = await handle.describe()
+            if described.status == WorkflowExecutionStatus.RUNNING:
+                return await self._query(handle, described.task_queue)
+            if described.status == WorkflowExecutionStatus.COMPLETED:
+                result: ChangeStatus = await handle.result()
+                return result
+            return await self._closed_early(handle, described)
+
+    async def _query(
+        self, handle: WorkflowHandle[ChangeWorkflow, ChangeStatus], task_queue: str
+    ) -> ChangeStatus:
+        query = asyncio.ensure_future(handle.query(ChangeWorkflow.status))
+        try:
+            # Without a worker Temporal holds the query until its own deadline (~30 s).
+            done, _ = await asyncio.wait({query}, timeout=QUERY_PATIENCE_SECONDS)
+            if not done and not await self.has_worker(task_queue):
+                raise NoWorker(
+                    task_queue=task_queue, namespace=self._client.namespace, change_id=handle.id
+                )
+            return await query
+        finally:
+            query.cancel()
+
+    async def has_worker(self, task_queue: str) -> bool:
+        """Whether a worker has polled `task_queue` for workflow tasks lately."""
+        described = await self._client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=self._client.namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+        # Temporal lists a poller for minutes after its worker is gone; a live one renews its
+        # long poll at least every minute, so an older entry is a worker that stopped.
+        fresh = datetime.now(UTC) - POLLER_FRESHNESS
+        return any(p.last_access_time.ToDatetime(tzinfo=UTC) >= fresh for p in described.pollers)
+
+    async def _closed_early(
+        self,
+        handle: WorkflowHandle[ChangeWorkflow, ChangeStatus],
+        described: WorkflowExecutionDescription,
+    ) -> ChangeStatus:
+        """A workflow terminated, cancelled, failed or timed out: it never wrote an outcome."""
+        if await self.has_worker(described.task_queue):
+            last = await self._query(handle, described.task_queue)
+        else:
+            last = await self._started_with(handle)
+        if last.outcome is not None:
+            return last
+        how = described.status.name if described.status else "CLOSED"
+        cancelled = described.status == WorkflowExecutionStatus.CANCELED
+        return last.model_copy(
+            update={
+                "stage": Stage.ENDED,
+                "outcome": Outcome.ABORTED,
+                "halt_cause": HaltCause.CANCELLED if cancelled else HaltCause.ABORTED,
+                "halt_reason": f"its workflow was {how} in Temporal during {last.stage}, "
+                "outside changegate: nothing was rolled back; check the units it had applied",
+            }
+        )
+
+    async def _started_with(
+        self, handle: WorkflowHandle[ChangeWorkflow, ChangeStatus]
+    ) -> ChangeStatus:
+        """The change as submitted, from its first history event (no worker needed)."""
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [data] = await self._client.data_converter.decode(payloads, [ChangeInput])
+            return ChangeStatus(change_id=data.change_id, request=data.request, stage=Stage.RECON)
+        raise ChangeNotFound(f"change {handle.id!r} has no history")
 
     async def approve(self, change_id: str, decision: Decision) -> DecisionJudgement:
         """Approve as `decision.actor`, whom the caller authenticated; counted or why not."""
@@ -199,15 +291,31 @@ class ChangeService:
 
     async def pause(self, change_id: str, control: Control) -> None:
         """Hold the change at its next safe point."""
-        await self._signal(change_id, ChangeWorkflow.pause, control)
+        await self._signal(
+            change_id, ChangeWorkflow.pause, self._signed(change_id, "pause", control)
+        )
 
     async def resume(self, change_id: str, control: Control) -> None:
         """Continue a held change."""
-        await self._signal(change_id, ChangeWorkflow.resume, control)
+        signed = self._signed(change_id, "resume", control)
+        await self._signal(change_id, ChangeWorkflow.resume, signed)
 
     async def abort(self, change_id: str, control: Control) -> None:
         """Abort the change, rolling back whatever was applied."""
-        await self._signal(change_id, ChangeWorkflow.abort, control)
+        await self._signal(
+            change_id, ChangeWorkflow.abort, self._signed(change_id, "abort", control)
+        )
+
+    def _signed(self, change_id: str, action: ControlAction, control: Control) -> Control:
+        """The control with a proof that its (authenticated) actor sent it."""
+        proof = self.signer.control_proof(
+            change_id=change_id,
+            principal=control.actor,
+            action=action,
+            kill_switch=control.kill_switch,
+            now=datetime.now(UTC),
+        )
+        return control.model_copy(update={"proof": proof})
 
     async def wait(self, change_id: str) -> ChangeStatus:
         """Block until the change ends and return its final status."""
