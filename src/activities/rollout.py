@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from changegate.activities.failures import as_activity_failure
+from changegate.activities.heartbeat import heartbeats
 from changegate.models import Target, UnitChange, UnitResult, UnitStepInput, VerifyInput
 from changegate.providers import ProviderRegistry, matches
 
@@ -29,6 +30,7 @@ class RolloutActivities:
         self._providers = providers
 
     @activity.defn(name="apply_unit")
+    @heartbeats
     async def apply_unit(self, data: UnitStepInput) -> UnitResult:
         """Bring one unit from its planned `before` to `after` (at most once)."""
         _require_approval(data)
@@ -41,6 +43,7 @@ class RolloutActivities:
         return await self._step(data, start=data.unit.before, goal=data.unit.after, write=write)
 
     @activity.defn(name="revert_unit")
+    @heartbeats
     async def revert_unit(self, data: UnitStepInput) -> UnitResult:
         """Bring one unit from `after` back to `before` (at most once); never overwrite
         a value someone else set."""
@@ -54,6 +57,7 @@ class RolloutActivities:
         return await self._step(data, start=data.unit.after, goal=data.unit.before, write=write)
 
     @activity.defn(name="verify_unit")
+    @heartbeats
     async def verify_unit(self, data: VerifyInput) -> UnitResult:
         """Re-read one unit and say whether it is in the expected state."""
         with as_activity_failure():

@@ -7,6 +7,7 @@ import json
 from pydantic import JsonValue
 from temporalio import activity
 
+from changegate.activities.heartbeat import heartbeats
 from changegate.models import (
     ChangePlan,
     ChangeRequest,
@@ -21,6 +22,7 @@ _MARK = {"block": "BLOCK", "warn": "WARN ", "info": "info "}
 
 
 @activity.defn(name="render_summary")
+@heartbeats
 async def render_summary(data: SummaryInput) -> Summary:
     """Render the human-readable summary of a change."""
     return render(data)

@@ -17,6 +17,9 @@ PERMANENT = [
 
 READ_TIMEOUT = timedelta(seconds=20)
 WRITE_TIMEOUT = timedelta(seconds=20)
+# Every activity heartbeats each second while it runs: a dead worker's step is retried
+# after this, not after its whole timeout.
+HEARTBEAT = timedelta(seconds=5)
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
     )
     from changegate.workflows.options import (
+        HEARTBEAT,
         READ_RETRY,
         READ_TIMEOUT,
         REVERT_RETRY,
@@ -76,6 +77,7 @@ class Steps:
             AuthorityActivities.verify_admission,
             data,
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary="verify the admission ticket",
         )
@@ -87,6 +89,7 @@ class Steps:
             AuthorityActivities.verify_control,
             data,
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary=f"verify the {data.action}'s sender",
         )
@@ -99,6 +102,7 @@ class Steps:
             ReconActivities.observe_target,
             ObserveInput(target=target),
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary=f"observe {target.label()}",
         )
@@ -112,6 +116,7 @@ class Steps:
                 change_id=self._change_id, request=self._request, observation=observation
             ),
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary="compare assumptions and context with live state",
         )
@@ -123,6 +128,7 @@ class Steps:
             ReconActivities.plan_change,
             PlanInput(request=request, observation=observation),
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary=f"plan {request.change.operation}",
         )
@@ -134,6 +140,7 @@ class Steps:
             render_summary,
             data,
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary="render the approver's summary",
         )
@@ -145,6 +152,7 @@ class Steps:
             DecisionActivities.judge_decision,
             data,
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary=f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})",
         )
@@ -157,6 +165,7 @@ class Steps:
                 DecisionActivities.escalate,
                 data,
                 start_to_close_timeout=READ_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=READ_RETRY,
                 summary=f"escalate: {data.seconds_left:.0f}s left to approve",
             )
@@ -176,6 +185,7 @@ class Steps:
                 RolloutActivities.revert_unit if revert else RolloutActivities.apply_unit,
                 data,
                 start_to_close_timeout=WRITE_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=REVERT_RETRY if revert else WRITE_RETRY,
                 summary=f"{verb} {unit.unit_id} ({unit.phase})",
             )
@@ -189,6 +199,7 @@ class Steps:
             RolloutActivities.verify_unit,
             VerifyInput(target=self._request.target, unit_id=unit_id, expected=expected),
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary=label,
         )
@@ -205,6 +216,7 @@ class Steps:
                 checks=self._request.health_checks,
             ),
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=READ_RETRY,
             summary=label,
         )
@@ -216,6 +228,7 @@ class Steps:
             AuditActivities.record_change,
             data,
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary=f"audit: {data.stage}" + (f" {data.outcome}" if data.outcome else ""),
         )
@@ -227,6 +240,7 @@ class Steps:
             AuditActivities.close_change,
             data,
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=WAIT_RETRY,
             summary="open an incident if the change needs one",
         )
