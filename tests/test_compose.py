@@ -60,15 +60,20 @@ def _compose_binary() -> str:
     pytest.skip(reason)
 
 
+# The file refuses to start without a signing key; the tests give it one.
+SIGNING_KEY = {"CHANGEGATE_SIGNING_KEY": "0123456789abcdef" * 4}
+
+
 def _compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in OVERRIDES}
+    env = {**SIGNING_KEY, **(env or {})}
     return subprocess.run(
         [_compose_binary(), "-f", str(COMPOSE_FILE), *args],
         check=False,
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**clean, **(env or {})},
+        env={**clean, **env},
         timeout=120,
     )
 
@@ -136,6 +141,22 @@ def test_compose_file_is_valid() -> None:
     assert result.stdout == ""
 
 
+def test_compose_refuses_to_start_without_a_signing_key() -> None:
+    result = _compose("config", "--quiet", env={"CHANGEGATE_SIGNING_KEY": ""})
+    assert result.returncode != 0
+    assert "CHANGEGATE_SIGNING_KEY" in result.stderr
+
+
+def test_api_and_workers_share_one_store_and_one_key(services: dict[str, dict[str, Any]]) -> None:
+    api, worker = services["changegate-api"], services["changegate-worker"]
+    assert _words(api["command"])[0] == "api"
+    api_env, worker_env = _environment(api), _environment(worker)
+    for key in ("CHANGEGATE_SIGNING_KEY", "CHANGEGATE_DATABASE_URL", "CHANGEGATE_TASK_QUEUE"):
+        assert api_env[key] == worker_env[key], key
+    assert api_env["CHANGEGATE_SIGNING_KEY"] == SIGNING_KEY["CHANGEGATE_SIGNING_KEY"]
+    assert api_env["CHANGEGATE_DATABASE_URL"].startswith("postgresql://")
+
+
 def test_the_services_exist(services: dict[str, dict[str, Any]]) -> None:
     expected = {
         "postgresql",
@@ -143,6 +164,7 @@ def test_the_services_exist(services: dict[str, dict[str, Any]]) -> None:
         "temporal-ui",
         "changegate-search-attributes",
         "changegate-worker",
+        "changegate-api",
         "fleet",
     }
     assert expected <= set(services)
