@@ -34,7 +34,7 @@ from changegate.models import (
 )
 from changegate.service import ChangeService
 from changegate.settings import Settings
-from changegate.store import Store, create_token, get_change
+from changegate.store import Store, create_token, get_change, list_refusals
 from changegate.workflows import ChangeWorkflow
 from tests.support import Fleet, as_user, make_request, wait_for_stage
 from tests.test_cli_e2e import cli
@@ -208,16 +208,24 @@ async def test_a_ticket_copied_onto_another_request_is_blocked(
     ],
 )
 async def test_selectors_that_name_other_units_are_refused_at_the_door(
-    api_url: str, people: dict[str, str], fleet: Fleet, selector: dict[str, str], field: str
+    api_url: str,
+    people: dict[str, str],
+    fleet: Fleet,
+    store: Store,
+    selector: dict[str, str],
+    field: str,
 ) -> None:
     body: dict[str, Any] = make_request(agent_id="auth-agent").model_dump(mode="json")
     body["target"]["selector"] = selector
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
         answer = await http.post("/api/v1/changes", json=body, headers=bearer(people["agent"]))
-    assert answer.status_code in (409, 422), answer.text
+    assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert error["rule"] == "target.selector" and field in error["reason"], error
     assert error["would_pass"]
+    with store.session() as session:
+        recorded = list_refusals(session=session, agent_id="auth-agent")
+    assert any(r.rule == "target.selector" and r.reason == error["reason"] for r in recorded)
     assert fleet.write_log() == []
 
 

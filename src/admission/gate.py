@@ -13,13 +13,14 @@ rate limits hold however submissions interleave.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlmodel import Session
 
-from changegate.errors import ChangegateError
-from changegate.models import ChangeRequest, Outcome, Stage
+from changegate.errors import ChangegateError, InvalidTarget
+from changegate.models import ChangeRequest, Outcome, Stage, Target
 from changegate.policy import (
     Admission,
     AdmissionState,
@@ -58,16 +59,30 @@ class AdmissionRefused(ChangegateError):
 class Gate:
     """Admits or refuses change requests against a policy and the audit store."""
 
-    def __init__(self, *, store: Store, policy: Policy) -> None:
-        """Judge by `policy`, with history from `store`."""
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: Policy,
+        resolve: Callable[[Target], Target] | None = None,
+    ) -> None:
+        """Judge by `policy`, with history from `store`, on targets `resolve` makes canonical."""
         self.store = store
         self.policy = policy
+        self._resolve = resolve
 
     def admit(self, request: ChangeRequest, *, change_id: str, now: datetime) -> ChangeRequest:
-        """The redacted request, reserved under `change_id`; or `AdmissionRefused`."""
+        """The redacted request on its canonical target, reserved under `change_id`; or
+        `AdmissionRefused` (recorded in the store's refusals either way)."""
+        refused: Admission | None = None
+        if self._resolve is not None:
+            try:
+                request = request.model_copy(update={"target": self._resolve(request.target)})
+            except InvalidTarget as exc:
+                refused = Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
         redacted = redact_request(request)
         with self._transaction() as session:
-            admission = self._judge(request, redacted, session=session, now=now)
+            admission = refused or self._judge(request, redacted, session=session, now=now)
             if not admission.admitted:
                 record_refusal(
                     session=session,

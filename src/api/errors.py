@@ -132,7 +132,7 @@ def admission_status(rule: str) -> int:
         return 403
     if rule.startswith("rate."):
         return 429
-    if rule.startswith("secrets."):
+    if rule.startswith(("secrets.", "target.")):
         return 422
     return 409
 

@@ -26,9 +26,9 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from changegate.admission import AdmissionRefused, Gate
+from changegate.admission import Gate
 from changegate.authority import Signer, load_signing_key, policy_digest
-from changegate.errors import InvalidTarget, NoWorker
+from changegate.errors import NoWorker
 from changegate.models import (
     ChangeInput,
     ChangeRequest,
@@ -42,7 +42,7 @@ from changegate.models import (
     Outcome,
     Stage,
 )
-from changegate.policy import Admission, load_policy
+from changegate.policy import load_policy
 from changegate.providers import FleetProvider, ProviderRegistry
 from changegate.settings import Settings
 from changegate.store import open_store
@@ -114,6 +114,7 @@ class ChangeService:
             self._gate = Gate(
                 store=open_store(self._settings.store_url()),
                 policy=load_policy(self._settings.policy_file),
+                resolve=self._providers.resolve,
             )
         return self._gate
 
@@ -122,20 +123,9 @@ class ChangeService:
         if self._gate is not None:
             self._gate.store.close()
 
-    def canonical(self, request: ChangeRequest) -> ChangeRequest:
-        """The request on its canonical target, or `AdmissionRefused` naming the field."""
-        try:
-            target = self._providers.resolve(request.target)
-        except InvalidTarget as exc:
-            raise AdmissionRefused(
-                Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
-            ) from exc
-        return request.model_copy(update={"target": target})
-
     async def submit(self, request: ChangeRequest, *, change_id: str | None = None) -> str:
         """Admit the request (or raise `AdmissionRefused`), start its workflow, return its id."""
         change_id = change_id or f"chg-{uuid.uuid4().hex[:12]}"
-        request = self.canonical(request)
         gate = await asyncio.to_thread(lambda: self.gate)
         signer = await asyncio.to_thread(lambda: self.signer)
         now = datetime.now(UTC)
