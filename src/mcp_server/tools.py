@@ -9,7 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from changegate.admission import AdmissionRefused
-from changegate.errors import ChangegateError
+from changegate.errors import ChangegateError, NoWorker
 from changegate.mcp_server.auth import Authenticator, Principal
 from changegate.mcp_server.backend import Backend
 from changegate.mcp_server.views import (
@@ -143,6 +143,8 @@ class ChangegateTools:
             status = await changes.status(change_id)
         except ChangeNotFound as exc:
             raise ToolError(f"{exc}; list_my_changes shows the ids you can read") from exc
+        except NoWorker as exc:
+            raise ToolError(str(exc)) from exc
         if not caller.acts_for(status.request.agent.agent_id):
             raise ToolError(
                 f"change {change_id!r} was not proposed by {caller.describe()!r}; agents may "
