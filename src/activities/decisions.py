@@ -46,7 +46,6 @@ class DecisionActivities:
             assessment=data.risk,
             request=data.request,
             prior=data.prior,
-            expired=False,
         )
         return judgement.model_copy(
             update={"principal": data.proof.principal, "nonce": data.proof.nonce}

@@ -99,7 +99,6 @@ class ValidationActivities:
             policy=self._policy,
             unit_count=len(data.observation.units),
             findings=findings,
-            reversible=True,
         )
         return ValidationReport(findings=findings, risk=risk)
 

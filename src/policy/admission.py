@@ -6,7 +6,7 @@ Rules run in the order of `ADMISSION_RULES` and the first refusal is returned:
 2. `scope.agent`        the agent has no scope and the policy has no `"*"` default
 3. `scope.target`       the target label matches none of the scope's target globs
 4. `scope.operation`    the operation matches none of the scope's operations
-5. `blast_radius`       more units than the scope's `max_units` (skipped when unknown)
+5. `blast_radius`       the selector lists more `instances` than the scope's `max_units`
 6. `freeze_window`      a freeze window on the target is open now
 7. `incident_freeze`    an incident is open on the target itself
 8. `one_active_change`  another change is still running on the target
@@ -17,6 +17,11 @@ Rules run in the order of `ADMISSION_RULES` and the first refusal is returned:
 
 Absolute stops come first, then what the agent may do at all, then the target's state,
 then the history: a refusal then names the most fundamental problem.
+
+Admission never reads the target, so `blast_radius` counts units only where the request
+names them: the selector's `instances`. A selector without `instances` touches every unit
+of the target, a number only RECON learns; VALIDATE holds that count to the same
+`max_units` (finding `blast-radius`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from changegate.models import ChangeRequest
+from changegate.models.request import UNIT_FILTER
 from changegate.policy.history import flip_flop_rule, in_flight_rule, loop_rule, per_hour_rule
 from changegate.policy.model import Policy
 from changegate.policy.state import Admission, AdmissionState, Submission
@@ -41,7 +47,6 @@ def admit(
     now: datetime,
     state: AdmissionState,
     fingerprint: str,
-    unit_count: int | None = None,
 ) -> Admission:
     """Run every admission rule in order; the first refusal, or an admission."""
     submission = Submission(
@@ -50,13 +55,21 @@ def admit(
         now=as_utc(now),
         state=state,
         fingerprint=fingerprint,
-        unit_count=unit_count,
+        unit_count=_selected_units(request),
     )
     for _name, rule in ADMISSION_RULES:
         refusal = rule(submission)
         if refusal is not None:
             return refusal
     return Admission.accept()
+
+
+def _selected_units(request: ChangeRequest) -> int | None:
+    """How many units the selector's `instances` names; None when it names none."""
+    listed = request.target.selector.get(UNIT_FILTER)
+    if listed is None:
+        return None
+    return len({unit.strip() for unit in listed.split(",") if unit.strip()})
 
 
 def kill_switch_rule(sub: Submission) -> Admission | None:
@@ -125,7 +138,7 @@ def operation_scope_rule(sub: Submission) -> Admission | None:
 
 
 def blast_radius_rule(sub: Submission) -> Admission | None:
-    """Refuse a change touching more units than the agent's `max_units`."""
+    """Refuse a selector listing more `instances` than the agent's `max_units`."""
     if sub.scope is None:
         return None
     _, scope = sub.scope
@@ -134,10 +147,10 @@ def blast_radius_rule(sub: Submission) -> Admission | None:
         return None
     return Admission.refuse(
         "blast_radius",
-        reason=f"the change touches {sub.unit_count} units of {sub.label}; "
-        f"{sub.agent_id} may touch at most {limit} per change{sub.scope_note}",
-        would_pass=f"a change touching at most {limit} units: narrow the selector "
-        f"or split it into {-(-sub.unit_count // limit)} changes",
+        reason=f"the selector lists {sub.unit_count} instances of {sub.label}; "
+        f"{sub.agent_id} may touch at most {limit} units per change{sub.scope_note}",
+        would_pass=f"a change listing at most {limit} instances: "
+        f"split it into {-(-sub.unit_count // limit)} changes",
     )
 
 

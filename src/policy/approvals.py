@@ -2,7 +2,6 @@
 
 An approval is not counted, checked in this order, when:
 
-- `approval.expired`         the change stopped waiting for decisions
 - `approval.self`            the actor is the agent that proposed the change
 - `approval.on_behalf_of`    the actor is the human the agent acts for
 - `approval.not_an_approver` the policy lists approvers and the actor is not one
@@ -12,10 +11,13 @@ An approval is not counted, checked in this order, when:
                              safety counts)
 
 A rejection counts from any listed approver (no role is needed to stop a change) and from
-the proposer, the agent or the human it acts for, withdrawing its own change; it is
-subject to expiry and duplicates too. While the policy lists no approvers, roles cannot be
-checked and any other actor may approve. Names compare case-insensitively, ignoring
-surrounding spaces.
+the proposer, the agent or the human it acts for, withdrawing its own change; duplicates
+are refused too. While the policy lists no approvers, roles cannot be checked and any other
+actor may approve. Names compare case-insensitively, ignoring surrounding spaces.
+
+These rules judge who decides, not when: a decision that arrives while the change is not
+awaiting approval (before the summary, once it expired, or later) is refused by the
+workflow itself, rule `approval.not_awaiting`, and never reaches them.
 """
 
 from __future__ import annotations
@@ -34,15 +36,12 @@ def judge_decision(
     assessment: RiskAssessment,
     request: ChangeRequest,
     prior: Sequence[tuple[str, DecisionVerdict]],
-    expired: bool,
 ) -> DecisionJudgement:
     """Judge one approve or reject decision against the rules above."""
     actor = _name(decision_actor)
     approving = verdict == "approve"
     listed = {_name(n): n for n in policy.approvers}
 
-    if expired:
-        return _refuse("approval.expired", "the change expired; decisions no longer count")
     proposer = _proposer(actor, request)
     if proposer is not None and approving:
         return _refuse(*proposer)

@@ -7,9 +7,11 @@ The tier is the highest that any of these rules gives, applied in order:
    terminate, purge or wipe) is high; `deploy` (the operation or a parameter key names a
    version, image, release, deploy, upgrade or build) is at least medium; everything else
    is `config` (`log_level`, `pool_size`, ...) and sets no floor.
-3. A plan that cannot be reverted is high.
-4. Any finding of severity `warn` or `block` raises the tier by one step (once).
-5. The agent's `risk_hint` may raise the tier; it never lowers it.
+3. Any finding of severity `warn` or `block` raises the tier by one step (once).
+4. The agent's `risk_hint` may raise the tier; it never lowers it.
+
+Reversibility sets no floor: every operation a target kind offers today is reverted by
+writing each unit's `before` back, and the tier is set in VALIDATE, before any plan exists.
 
 The tier then demands its quorum plus one approver per `extra_approver` finding, its
 roles, and canary minimums: the request keeps its own canary size and bake when larger.
@@ -57,7 +59,6 @@ def risk_tier(
     policy: Policy,
     unit_count: int,
     findings: Sequence[Finding],
-    reversible: bool,
 ) -> RiskAssessment:
     """Assess the request's tier by the rules above and what the policy demands of it."""
     by_size: RiskLevel = (
@@ -68,8 +69,6 @@ def risk_tier(
 
     kind, why = operation_class(request)
     tier = _raise(tier, _FLOORS[kind], reasons=reasons, why=f"operation class {kind} ({why})")
-    if not reversible:
-        tier = _raise(tier, "high", reasons=reasons, why="the plan cannot be reverted")
 
     concerning = [f for f in findings if f.severity in ("warn", "block")]
     if concerning:
