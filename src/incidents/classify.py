@@ -1,13 +1,19 @@
 """Which kind of incident a change is, and how severe: documented, deterministic rules.
 
+Only a change that wrote to its target and did not end DONE needs one (`needs_incident`):
+one that ended ROLLED_BACK or ROLLBACK_FAILED. A change that expired, was rejected or was
+blocked wrote nothing and opens none.
+
 Category, first match wins:
 1. ROLLBACK_FAILED                                          -> rollback-failure
 2. halted by an abort or cancellation after applying         -> operator-abort
 3. an apply failed                                          -> apply-error, or timeout when
                                                                the target did not answer
-4. health failed or erred, and the approver was shown a stale or unverifiable assumption
-                                                            -> context-boundary
-5. health failed or erred, or a unit drifted during VERIFY  -> health-regression
+Otherwise health failed or erred, or a unit drifted during VERIFY, and:
+4. the target moved after an approval, which was voided (finding `approval-voided`) and
+   given again on the new state                             -> approval-voided
+5. the approver was shown a stale or unverifiable assumption -> context-boundary
+6. neither                                                  -> health-regression
 
 Severity:
 - SEV1: a rollback failed (units left changed, no verified way back).
@@ -27,6 +33,7 @@ from changegate.models import (
 )
 
 _CONTEXT_CODES = {"stale-assumption", "unverifiable-assumption"}
+_VOIDED = "approval-voided"
 
 
 def needs_incident(status: ChangeStatus) -> bool:
@@ -49,7 +56,10 @@ def category(status: ChangeStatus) -> IncidentCategory:
     if cause == HaltCause.APPLY_FAILED:
         timed_out = "did not answer" in (status.halt_reason or "")
         return IncidentCategory.TIMEOUT if timed_out else IncidentCategory.APPLY_ERROR
-    if any(f.code in _CONTEXT_CODES for f in status.findings):
+    codes = {f.code for f in status.findings}
+    if _VOIDED in codes:
+        return IncidentCategory.APPROVAL_VOIDED
+    if codes & _CONTEXT_CODES:
         return IncidentCategory.CONTEXT_BOUNDARY
     return IncidentCategory.HEALTH_REGRESSION
 

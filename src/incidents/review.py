@@ -63,6 +63,15 @@ def suggest(status: ChangeStatus, kind: IncidentCategory) -> str:
             f"target — policy line: `risk_tiers: {{high: {{approvals: 2, roles: [sre]}}}}` and "
             f"treat {req.target.label()} as high risk"
         )
+    if kind == IncidentCategory.APPROVAL_VOIDED:
+        label = req.target.label()
+        return (
+            f"{label} was changed by another writer while this change awaited approval "
+            "(finding `approval-voided`). Route that writer through changegate, or declare "
+            "when it runs as a maintenance window, which VALIDATE blocks by default — "
+            "policy line: "
+            f'`maintenance_windows: [{{name: <writer>, targets: ["{label}"], weekly: ...}}]`'
+        )
     if kind == IncidentCategory.TIMEOUT:
         return "Check the target's availability in RECON health and refuse when it is degraded"
     if kind == IncidentCategory.OPERATOR_ABORT:

@@ -11,15 +11,17 @@ from changegate.models.request import Contract
 
 
 class IncidentCategory(StrEnum):
-    """A taxonomy of agent-initiated failures."""
+    """A taxonomy of agent-initiated failures, for changes that wrote to their target.
+
+    Scope breaches and loops are refused at admission (rules `scope.*` and `loop`) before
+    anything is written, so they are refusals, never incidents.
+    """
 
     CONTEXT_BOUNDARY = "context-boundary"
     HEALTH_REGRESSION = "health-regression"
     APPLY_ERROR = "apply-error"
     ROLLBACK_FAILURE = "rollback-failure"
     TIMEOUT = "timeout"
-    SCOPE_BREACH = "scope-breach"
-    LOOP = "loop"
     APPROVAL_VOIDED = "approval-voided"
     OPERATOR_ABORT = "operator-abort"
 
