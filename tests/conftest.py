@@ -1,10 +1,13 @@
-"""Session fixtures: the real Temporal dev server, the real fleet process, one worker."""
+"""Session fixtures: the real Temporal dev server, the real fleet process, one worker.
+
+Fixtures only; the helpers and constants they share with test modules live in
+`tests/support.py`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -12,7 +15,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -38,19 +40,15 @@ from changegate.store import (
 )
 from changegate.worker import running_worker
 from changegate.workflows import SEARCH_ATTRIBUTES
-from tests.support import Fleet, wait_until
-
-TEST_POLICY = Path(__file__).parent / "policy.yaml"
-FLEET_SERVICES = "checkout=4,search=3,payments=3,ledger=2,inventory=2"
-WAL = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=NORMAL"]
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import (
+    CLI_USERS,
+    FLEET_SERVICES,
+    TEST_POLICY,
+    WAL,
+    Fleet,
+    free_port,
+    wait_http,
+)
 
 
 @pytest.fixture(scope="session")
@@ -87,25 +85,12 @@ def fleet_process(tmp_data: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline_ok = _wait_http(url + "/healthz")
+        deadline_ok = wait_http(url + "/healthz")
         assert deadline_ok, f"fleet did not start; see {tmp_data / 'fleet.log'}"
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _wait_http(url: str) -> bool:
-    import time
-
-    for _ in range(150):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture(scope="session")
@@ -194,14 +179,6 @@ async def api_url(client: Client, settings: Settings, worker: Worker) -> AsyncIt
         changes.close()
 
 
-CLI_USERS = {
-    "agent-7": {"role": "agent", "agent_id": "agent-7"},
-    "alice": {"role": "approver", "roles": ["sre", "dev"]},
-    "bob": {"role": "approver", "roles": ["sre"]},
-    "ops-admin": {"role": "admin"},
-}
-
-
 @pytest.fixture(scope="session")
 def cli_tokens(store: Store) -> dict[str, str]:
     """A token for each CLI user of the tests: the agent, two approvers, an admin."""
@@ -234,6 +211,3 @@ def cli_env(
         "NO_COLOR": "1",
         **{f"TEST_TOKEN_{name}": token for name, token in cli_tokens.items()},
     }
-
-
-__all__ = ["free_port", "wait_until"]

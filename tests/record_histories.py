@@ -14,8 +14,7 @@ from changegate.models import Decision, Stage
 from changegate.runtime import running_stack
 from changegate.service import ChangeService
 from changegate.settings import Settings
-from tests.conftest import free_port
-from tests.support import make_request, wait_for_stage
+from tests.support import free_port, make_request, wait_for_stage
 
 HERE = Path(__file__).parent / "histories"
 

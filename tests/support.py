@@ -1,16 +1,35 @@
-"""Shared helpers for tests: requests, polling, and reading the real fleet."""
+"""Shared helpers for tests: requests, polling, ports, and reading the real fleet.
+
+Test modules and `conftest.py` import what they share from here; `conftest.py` holds only
+fixtures.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
-from changegate.service import ChangeService
+
+if TYPE_CHECKING:
+    from changegate.service import ChangeService
+
+TEST_POLICY = Path(__file__).parent / "policy.yaml"
+FLEET_SERVICES = "checkout=4,search=3,payments=3,ledger=2,inventory=2"
+WAL = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=NORMAL"]
+CLI_USERS = {
+    "agent-7": {"role": "agent", "agent_id": "agent-7"},
+    "alice": {"role": "approver", "roles": ["sre", "dev"]},
+    "bob": {"role": "approver", "roles": ["sre"]},
+    "ops-admin": {"role": "admin"},
+}
+"""The CLI users the session's tokens are made for: the agent, two approvers, an admin."""
 
 FAST_ROLLOUT = {
     "canary_units": 1,
@@ -48,6 +67,27 @@ def make_request(
             "rollout": {**FAST_ROLLOUT, **(rollout or {})},
         }
     )
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, *, within: float = 15.0) -> bool:
+    """True once `url` answers 200, False if it has not within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 async def wait_until(

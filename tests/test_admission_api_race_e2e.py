@@ -47,8 +47,7 @@ from changegate.store import (
     recent_changes,
 )
 from changegate.worker import running_worker
-from tests.conftest import TEST_POLICY, free_port
-from tests.support import Fleet, make_request, wait_until
+from tests.support import TEST_POLICY, Fleet, free_port, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -24,6 +24,8 @@ from changegate.store import Store, fingerprint, list_refusals, upsert_change
 from changegate.worker import running_worker
 from tests.support import Fleet, approve_fully, make_request, wait_for_stage
 
+pytestmark = pytest.mark.e2e
+
 BASE = """
 agents:
   "*": {targets: ["fleet:*"], operations: [set_config], max_units: 20}

@@ -25,7 +25,7 @@ from changegate.api.limits import AUTH_FAILURE_LIMIT, REFUSAL_ROWS_PER_TOKEN
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import Store, create_token, list_refusals
-from tests.conftest import free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 

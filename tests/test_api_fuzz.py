@@ -29,7 +29,7 @@ from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import create_token, open_store
 from changegate.workflows import SEARCH_ATTRIBUTES
-from tests.conftest import TEST_POLICY, WAL
+from tests.support import TEST_POLICY, WAL
 
 pytestmark = pytest.mark.e2e
 

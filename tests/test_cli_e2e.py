@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from changegate.models import Outcome, Stage
 from changegate.service import ChangeService
 from tests.support import Fleet, as_user, make_request, wait_for_stage
+
+pytestmark = pytest.mark.e2e
 
 
 async def cli(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from changegate.models import Control, Decision, Outcome, Stage
 from changegate.service import ChangeService
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 OPS = Control(actor="oncall-bob", reason="checking a dashboard")
 

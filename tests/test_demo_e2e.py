@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import free_port
+import pytest
+
+from tests.support import free_port
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_demo_plays_the_story_and_exits_0(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 async def skipping() -> AsyncIterator[WorkflowEnvironment]:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from temporalio import activity
 from temporalio.client import Client
 
@@ -26,6 +27,8 @@ from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 
 @asynccontextmanager

@@ -17,6 +17,8 @@ from changegate.store import Store
 from tests.support import Fleet, as_user, make_request, wait_for_stage, wait_until
 from tests.test_cli_e2e import cli, cli_json
 
+pytestmark = pytest.mark.e2e
+
 SECRET = "ghp_" + "Zq8Lm2Nx4Pv6Rt8Wy0Ab2Cd4Ef6Gh8Ij0Kl2"
 
 

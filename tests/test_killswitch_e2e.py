@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from changegate.models import ChangeStatus, Decision, Outcome, Stage
 from changegate.service import ChangeService, Operations
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 SERVICES = {"checkout": 4, "search": 3, "payments": 3}
 SLOW = {"canary_bake_seconds": 1, "wave_bake_seconds": 30}

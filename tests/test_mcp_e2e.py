@@ -21,8 +21,9 @@ from changegate.models import Control, Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import Role, Store, create_token
-from tests.conftest import free_port
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import Fleet, free_port, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 TOOLS = {"propose_change", "get_change", "wait_for_change", "list_my_changes", "observe_target"}
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService
 from tests.support import Fleet, make_request, wait_for_stage
+
+pytestmark = pytest.mark.e2e
 
 APPROVER = Decision(actor="alice", reason="looks right")
 

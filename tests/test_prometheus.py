@@ -23,8 +23,7 @@ from changegate.models import Decision, HealthCheck, MetricValue, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
-from tests.conftest import free_port
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import Fleet, free_port, make_request, wait_for_stage, wait_until
 
 CHECKS = [
     HealthCheck(metric="error_rate", max=0.05),

@@ -46,8 +46,7 @@ from changegate.store import (
     upsert_change,
 )
 from changegate.worker import running_worker
-from tests.conftest import TEST_POLICY, free_port
-from tests.support import Fleet, as_user, make_request, wait_for_stage
+from tests.support import TEST_POLICY, Fleet, as_user, free_port, make_request, wait_for_stage
 
 pytestmark = pytest.mark.e2e
 

@@ -12,6 +12,8 @@ from changegate.models import Outcome, Stage
 from changegate.service import ChangeService
 from tests.support import Fleet, make_request
 
+pytestmark = pytest.mark.e2e
+
 
 def run_blocking(api_url: str, agent: str, approver: str) -> tuple[Outcome | None, str, str]:
     """A script that knows nothing of asyncio: submit, wait for approval, approve, wait."""

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService, connect
 from changegate.settings import Settings
-from tests.conftest import free_port
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import Fleet, free_port, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 
 def start_up(env: dict[str, str], log: Path, api_port: int) -> subprocess.Popen[str]:

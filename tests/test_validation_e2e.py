@@ -17,8 +17,9 @@ from changegate.models import Control, Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
-from tests.conftest import TEST_POLICY
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import TEST_POLICY, Fleet, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 OPS = Control(actor="test", reason="cleanup")
 

@@ -9,12 +9,15 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
