@@ -22,6 +22,8 @@ from changegate.models.incident import (
     IncidentCategory,
     IncidentSeverity,
 )
+from changegate.models.kill_switch import KillSwitchScope
+from changegate.models.listing import ChangeRef
 from changegate.models.observation import (
     Finding,
     Severity,
@@ -81,6 +83,7 @@ __all__ = [
     "AuthorityVerdict",
     "ChangeInput",
     "ChangePlan",
+    "ChangeRef",
     "ChangeRequest",
     "ChangeStatus",
     "CloseInput",
@@ -105,6 +108,7 @@ __all__ = [
     "IncidentCategory",
     "IncidentSeverity",
     "JudgeInput",
+    "KillSwitchScope",
     "MeasureInput",
     "Measurement",
     "MetricValue",
