@@ -5,6 +5,7 @@ without a valid signature can make a change safer, never let it proceed.
 """
 
 from changegate.authority.keys import load_signing_key
+from changegate.authority.principal import Capability, Principal
 from changegate.authority.signing import (
     DECISION_TTL,
     Signer,
@@ -12,4 +13,12 @@ from changegate.authority.signing import (
     request_digest,
 )
 
-__all__ = ["DECISION_TTL", "Signer", "load_signing_key", "policy_digest", "request_digest"]
+__all__ = [
+    "DECISION_TTL",
+    "Capability",
+    "Principal",
+    "Signer",
+    "load_signing_key",
+    "policy_digest",
+    "request_digest",
+]
