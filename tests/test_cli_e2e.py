@@ -14,6 +14,7 @@ import yaml
 
 from changegate.models import Outcome, Stage
 from changegate.service import ChangeService
+from changegate.service.visibility import change_query
 from tests.support import Fleet, as_user, make_request, wait_for_stage
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +116,7 @@ async def _wait_listed(changes: ChangeService) -> str:
     from tests.support import wait_until
 
     async def newest_running() -> str | None:
-        refs = await changes.list(query="ExecutionStatus = 'Running'")
+        refs = await changes.list(change_query(running=True))
         return refs[0].change_id if refs else None
 
     change_id: str = await wait_until(newest_running, what="the submitted change")

@@ -13,6 +13,7 @@ import pytest
 
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService
+from changegate.service.visibility import change_query
 from changegate.store import Store
 from tests.support import Fleet, as_user, make_request, wait_for_stage, wait_until
 from tests.test_cli_e2e import cli, cli_json
@@ -89,8 +90,7 @@ async def test_rollback_opens_an_incident_with_a_prefilled_review(
     # Engineers find it in Temporal's visibility by the search attributes changegate keeps.
     async def searchable() -> list[str]:
         refs = await changes.list(
-            query=f"ChangeAgent = '{agent}' AND ChangeOutcome = 'ROLLED_BACK' "
-            "AND ChangeRisk = 'high'"
+            change_query(agent=agent, outcome=Outcome.ROLLED_BACK, risk="high")
         )
         return [r.change_id for r in refs]
 

@@ -1,8 +1,7 @@
-"""Who is calling: bearer tokens from the store, the capabilities they carry, and refusals.
+"""Who is calling: bearer tokens from the store, and refusals of what they may not do.
 
-A token's `role` and extra `roles` grant capabilities: `agent` submits and reads its own
-changes, `approver` decides on and controls changes, `admin` may do everything. Other
-entries in `roles` (such as `sre`) are descriptive: policy judges approvers by name.
+What a token may do, and for which agent, is `changegate.authority.Principal`'s rule, the
+one the MCP server applies too.
 
 Every 403 is recorded in the audit store's refusals, so a token probing beyond its role
 leaves a trace, but in bounded rows (`RefusalWindow`): identical refusals within a minute
@@ -16,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from changegate.api.errors import Forbidden, Unauthenticated
+from changegate.api.errors import unauthenticated
 from changegate.api.limits import RefusalWindow, auth_throttle, client_address
 from changegate.api.state import Services, services
+from changegate.authority import Capability, Principal
+from changegate.errors import Refused
 from changegate.models import ChangeRequest
 from changegate.redaction import redact_request
 from changegate.store import RefusalRow, Store, TokenRow, create_token, list_tokens, verify_token
@@ -41,46 +41,7 @@ __all__ = [
     "require",
 ]
 
-Capability = Literal["agent", "approver", "admin"]
-_CAPABILITIES: frozenset[str] = frozenset({"agent", "approver", "admin"})
-
 _bearer = HTTPBearer(auto_error=False, description="A token from `changegate token create`.")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The holder of a verified token: its name is the identity every action records."""
-
-    token_id: str
-    name: str
-    role: str
-    agent_id: str | None
-    roles: tuple[str, ...]
-
-    @classmethod
-    def of(cls, row: TokenRow) -> Principal:
-        """The principal behind a token row."""
-        return cls(
-            token_id=row.token_id,
-            name=row.name,
-            role=row.role,
-            agent_id=row.agent_id,
-            roles=tuple(row.roles),
-        )
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        """What the token may do: its role and any capability listed among its roles."""
-        return frozenset({self.role, *self.roles}) & _CAPABILITIES
-
-    def can(self, capability: Capability) -> bool:
-        """True when the token grants `capability` (an admin token grants every one)."""
-        return "admin" in self.capabilities or capability in self.capabilities
-
-    @property
-    def label(self) -> str:
-        """`alice (approver)`: how refusals and pages name the caller."""
-        return f"{self.name} ({self.role})"
 
 
 async def authenticate(services: Services, token: str) -> Principal | None:
@@ -100,13 +61,13 @@ async def _current(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
-        raise Unauthenticated("this call needs a token: no `Authorization: Bearer` header")
+        raise unauthenticated("this call needs a token: no `Authorization: Bearer` header")
     throttle, client = auth_throttle(request), client_address(request)
     throttle.check(client)
     principal = await authenticate(services(request), credentials.credentials)
     if principal is None:
         throttle.failed(client)
-        raise Unauthenticated("the bearer token was never issued or has been revoked")
+        raise unauthenticated("the bearer token was never issued or has been revoked")
     return principal
 
 
@@ -124,7 +85,7 @@ async def forbid(
     action: str,
     subject: str,
     request: ChangeRequest | None = None,
-) -> Forbidden:
+) -> Refused:
     """Record the refused attempt in the store's refusals and return the 403 to raise."""
     store = await services.store()
     window = _windows.get(store)
@@ -142,7 +103,7 @@ async def forbid(
         subject=subject,
         request=request,
     )
-    return Forbidden(rule=rule, reason=reason, would_pass=would_pass)
+    return Refused(403, rule=rule, reason=reason, would_pass=would_pass)
 
 
 async def require(

@@ -7,10 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from changegate.api.auth import CurrentPrincipal, Principal, forbid, require
-from changegate.api.errors import ApiError
 from changegate.api.schemas import (
     ChangeLinks,
-    ChangeListItem,
     ControlBody,
     ControlResponse,
     DecisionBody,
@@ -20,7 +18,9 @@ from changegate.api.schemas import (
     error_responses,
 )
 from changegate.api.state import Services, services
+from changegate.errors import ChangeNotFound, Refused
 from changegate.models import (
+    ChangeRef,
     ChangeRequest,
     ChangeStatus,
     Control,
@@ -28,7 +28,7 @@ from changegate.models import (
     DecisionVerdict,
     Stage,
 )
-from changegate.service import ChangeNotFound
+from changegate.service.visibility import change_query
 
 __all__ = ["ChangeId", "change_links", "decide", "router", "visible_status"]
 
@@ -87,7 +87,7 @@ async def submit(
     svc = services(request)
     subject = f"target:{body.target.label()}"
     await require(svc, principal, "agent", action="submit", subject=subject)
-    if not principal.can("admin") and principal.agent_id != body.agent.agent_id:
+    if not principal.acts_for(body.agent.agent_id):
         raise await forbid(
             svc,
             principal,
@@ -104,7 +104,7 @@ async def submit(
     return SubmitResponse(change_id=change_id, links=change_links(svc, change_id))
 
 
-@router.get("/changes", response_model=list[ChangeListItem])
+@router.get("/changes", response_model=list[ChangeRef])
 async def list_changes(
     request: Request,
     principal: CurrentPrincipal,
@@ -113,11 +113,22 @@ async def list_changes(
     stage: Stage | None = None,
     pending: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[ChangeListItem]:
+) -> list[ChangeRef]:
     """Changes, newest first; an agent token sees only its own agent's changes."""
     svc = services(request)
     if not principal.can("approver"):
-        if agent is not None and agent != principal.agent_id:
+        if principal.agent_id is None:
+            # Without a filter the query would list every agent's changes.
+            raise await forbid(
+                svc,
+                principal,
+                rule="auth.role",
+                reason=f"{principal.label} acts for no agent and may not read every change",
+                would_pass="an agent token (it lists its agent's changes) or an approver token",
+                action="list",
+                subject="changes",
+            )
+        if agent is not None and not principal.reads(agent):
             raise await forbid(
                 svc,
                 principal,
@@ -131,32 +142,14 @@ async def list_changes(
         agent = principal.agent_id
     if pending:
         stage = Stage.AWAITING_APPROVAL
-    clauses = [
-        f"{key} = '{_quoted(value)}'"
-        for key, value in (("ChangeAgent", agent), ("ChangeTarget", target), ("ChangeStage", stage))
-        if value
-    ]
-    refs = await svc.changes.list(query=" AND ".join(clauses), limit=limit)
-    return [
-        ChangeListItem(
-            change_id=r.change_id,
-            workflow_status=r.status,
-            agent=r.agent,
-            target=r.target,
-            stage=r.stage,
-        )
-        for r in refs
-    ]
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+    query = change_query(agent=agent, target=target, stage=stage)
+    return await svc.changes.list(query, limit=limit)
 
 
 async def visible_status(svc: Services, principal: Principal, change_id: str) -> ChangeStatus:
     """The change's status, if the principal may read it (an agent reads only its own)."""
     status = await svc.changes.status(change_id)
-    if not principal.can("approver") and status.request.agent.agent_id != principal.agent_id:
+    if not principal.reads(status.request.agent.agent_id):
         raise await forbid(
             svc,
             principal,
@@ -194,9 +187,7 @@ async def decide(
         raise ended from exc
     if not judgement.counted:
         rule = judgement.rule or "approval"
-        raise ApiError(
-            409, rule=rule, reason=judgement.reason, would_pass=_WOULD_PASS.get(rule, "")
-        )
+        raise Refused(409, rule=rule, reason=judgement.reason, would_pass=_WOULD_PASS.get(rule, ""))
     return DecisionResponse(
         change_id=change_id,
         verdict=verdict,
@@ -206,13 +197,13 @@ async def decide(
     )
 
 
-async def _ended(svc: Services, change_id: str) -> ApiError | None:
+async def _ended(svc: Services, change_id: str) -> Refused | None:
     try:
         status = await svc.changes.status(change_id)
     except ChangeNotFound:
         return None
     outcome = status.outcome.value if status.outcome else "already"
-    return ApiError(
+    return Refused(
         409,
         rule="change.ended",
         reason=f"{change_id} has ended ({outcome}); it takes no more decisions or controls",

@@ -1,24 +1,25 @@
 """The API's one error boundary: every failure becomes a status and a named-rule body.
 
-    ApiError                  a refusal the API itself decides, with its status and rule
-    ├── Unauthenticated       401: no token, or one that was never issued or is revoked
-    ├── Forbidden             403: the token's role or agent does not allow the call
-    └── Throttled             429: too many failed authentications from this client
+Statuses come from `changegate.errors.ERROR_TABLE`, the table the CLI's exit codes come
+from too. The API answers with the tree's `ApiError`s (`Unauthenticated` 401, `Refused`
+403/409/429, `NotFound` 404, ...), the same classes the client raises for those answers.
 
 Errors from below are mapped here and nowhere else: `AdmissionRefused` (403/409/422/429 by
 rule), `ChangeNotFound` (404), a Temporal that does not answer (`TemporalUnreachable`, RPC
 UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: 503) or refuses an argument (422), no
 worker polling a running change's task queue (`NoWorker`: 503 `worker.absent`), an
 audit store that cannot be reached (SQLAlchemy's operational and interface errors: 503),
-request validation (422 with field paths), Starlette's HTTP errors (401-413) and anything
-else (500). Every body has the shape `{"error": {"rule": ..., "reason": ..., "would_pass":
-...}}`, with `retry_after` on 429 and `dependency` on 503, which also carry `Retry-After`;
-pages under `/ui` get the same content as HTML, with the same headers.
+any other changegate error (its status in the table), request validation (422 with field
+paths), Starlette's HTTP errors (401-413) and anything else (500). Every body has the shape
+`{"error": {"rule": ..., "reason": ..., "would_pass": ...}}`, with `retry_after` on 429 and
+`dependency` on 503, which also carry `Retry-After`; pages under `/ui` get the same content
+as HTML, with the same headers.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,16 +33,25 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from changegate.admission import AdmissionRefused
 from changegate.api.pages import render
-from changegate.errors import NoWorker
-from changegate.service import ChangeNotFound, TemporalUnreachable
+from changegate.errors import (
+    ApiError,
+    ChangegateError,
+    ChangeNotFound,
+    NoWorker,
+    TemporalUnreachable,
+    Unauthenticated,
+    Unavailable,
+    admission_status,
+    http_status,
+    kind_of,
+)
 
 __all__ = [
-    "ApiError",
-    "Forbidden",
-    "Throttled",
-    "Unauthenticated",
     "admission_status",
+    "answer_headers",
+    "error_body",
     "install_error_handlers",
+    "unauthenticated",
 ]
 
 _HTTP_RULES = {
@@ -57,6 +67,9 @@ _HTTP_RULES = {
 UNAVAILABLE_RETRY_SECONDS = 5
 """The `Retry-After` of a 503: long enough for a restarted store or Temporal to come back."""
 
+_UNAVAILABLE = kind_of(Unavailable).http_status
+"""The status of a dependency that did not answer (Temporal's RPCs, the audit store)."""
+
 # The RPC statuses meaning Temporal did not get to the request, so the same request may pass.
 _TEMPORAL_DOWN = frozenset(
     {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
@@ -65,76 +78,17 @@ _TEMPORAL_DOWN = frozenset(
 _log = logging.getLogger("changegate.api")
 
 
-class ApiError(Exception):
-    """A refusal with an HTTP status, a rule name, why, and what would pass."""
-
-    def __init__(
-        self,
-        status: int,
-        *,
-        rule: str,
-        reason: str,
-        would_pass: str = "",
-        headers: Mapping[str, str] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Carry everything the error body needs; `extra` adds fields to it."""
-        super().__init__(reason)
-        self.status = status
-        self.rule = rule
-        self.reason = reason
-        self.would_pass = would_pass
-        self.headers = dict(headers or {})
-        self.extra = dict(extra or {})
+def unauthenticated(reason: str) -> Unauthenticated:
+    """The 401 for a call without a valid token, saying what to send."""
+    return Unauthenticated(rule="auth.token", reason=reason, would_pass=_HTTP_RULES[401][1])
 
 
-class Unauthenticated(ApiError):
-    """401: the request carries no valid token."""
-
-    def __init__(self, reason: str) -> None:
-        """Refuse with `WWW-Authenticate: Bearer` so clients know what to send."""
-        super().__init__(
-            401,
-            rule="auth.token",
-            reason=reason,
-            would_pass=_HTTP_RULES[401][1],
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-class Forbidden(ApiError):
-    """403: the token is valid but may not do this."""
-
-    def __init__(self, *, rule: str, reason: str, would_pass: str) -> None:
-        """Refuse under `rule` (`auth.role`, `auth.agent_id`, `auth.owner`)."""
-        super().__init__(403, rule=rule, reason=reason, would_pass=would_pass)
-
-
-class Throttled(ApiError):
-    """429: this client failed to authenticate too often; no token is checked until it waits."""
-
-    def __init__(self, *, retry_after: int, reason: str) -> None:
-        """Refuse under `auth.throttled` for `retry_after` seconds, in the header and the body."""
-        super().__init__(
-            429,
-            rule="auth.throttled",
-            reason=reason,
-            would_pass=f"the same call with a valid token after {retry_after} seconds",
-            headers={"Retry-After": str(retry_after)},
-            extra={"retry_after": retry_after},
-        )
-        self.retry_after = retry_after
-
-
-def admission_status(rule: str) -> int:
-    """The HTTP status of an admission refusal by its rule name."""
-    if rule.startswith("scope.") or rule == "blast_radius":
-        return 403
-    if rule.startswith("rate."):
-        return 429
-    if rule.startswith(("secrets.", "target.")):
-        return 422
-    return 409
+def answer_headers(exc: ApiError) -> dict[str, str]:
+    """The headers an error answer carries: what to authenticate with, when to come back."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return headers
 
 
 def error_body(
@@ -178,6 +132,7 @@ def _respond(
 def _unavailable(
     request: Request,
     *,
+    status: int = _UNAVAILABLE,
     dependency: str,
     reason: str,
     would_pass: str,
@@ -190,7 +145,17 @@ def _unavailable(
         dependency=dependency,
         retry_after=UNAVAILABLE_RETRY_SECONDS,
     )
-    return _respond(request, 503, body, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
+    return _respond(request, status, body, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
+
+
+def _rule_of(exc: ChangegateError) -> str:
+    """The error's own rule, else its class's name: `TargetUnavailable` -> `target_unavailable`."""
+    rule = getattr(exc, "rule", None)
+    return (
+        rule
+        if isinstance(rule, str)
+        else re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    )
 
 
 def _internal_body(exc: BaseException) -> dict[str, dict[str, Any]]:
@@ -207,22 +172,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass, **exc.extra)
-        return _respond(request, exc.status, body, exc.headers)
+        extra = {} if exc.retry_after is None else {"retry_after": exc.retry_after}
+        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass, **extra)
+        return _respond(request, http_status(exc), body, answer_headers(exc))
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AdmissionRefused)
         body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass)
-        return _respond(request, admission_status(exc.rule), body)
+        return _respond(request, http_status(exc), body)
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ChangeNotFound)
         body = error_body(
             rule="not_found", reason=str(exc), would_pass="GET /api/v1/changes lists changes"
         )
-        return _respond(request, 404, body)
+        return _respond(request, http_status(exc), body)
 
     async def unreachable(request: Request, exc: Exception) -> Response:
         reason = exc.message if isinstance(exc, RPCError) else str(exc)
+        status = http_status(exc) if isinstance(exc, TemporalUnreachable) else _UNAVAILABLE
         if isinstance(exc, RPCError) and exc.status == RPCStatusCode.INVALID_ARGUMENT:
             body = error_body(rule="request.invalid", reason=f"Temporal refused it: {reason}")
             return _respond(request, 422, body)
@@ -232,6 +200,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return _respond(request, 500, _internal_body(exc))
         return _unavailable(
             request,
+            status=status,
             dependency="temporal",
             reason=f"Temporal did not answer: {reason}",
             would_pass="the same request once Temporal is reachable",
@@ -241,6 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, NoWorker)
         return _unavailable(
             request,
+            status=http_status(exc),
             rule="worker.absent",
             dependency="worker",
             reason=exc.reason,
@@ -282,6 +252,20 @@ def install_error_handlers(app: FastAPI) -> None:
         body = error_body(rule=rule, reason=str(exc.detail), would_pass=would_pass)
         return _respond(request, exc.status_code, body, exc.headers)
 
+    async def changegate_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ChangegateError)
+        status = http_status(exc)
+        if status >= 500 and status != _UNAVAILABLE:
+            _log.error("%s: %s", type(exc).__name__, exc, exc_info=exc)
+            return _respond(request, status, _internal_body(exc))
+        body = error_body(
+            rule=_rule_of(exc),
+            reason=str(getattr(exc, "reason", exc)),
+            would_pass=str(getattr(exc, "would_pass", "")),
+        )
+        headers = {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)} if status >= 500 else {}
+        return _respond(request, status, body, headers)
+
     async def crashed(request: Request, exc: Exception) -> Response:
         return _respond(request, 500, _internal_body(exc))
 
@@ -290,6 +274,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ChangeNotFound, not_found)
     app.add_exception_handler(TemporalUnreachable, unreachable)
     app.add_exception_handler(NoWorker, no_worker)
+    app.add_exception_handler(ChangegateError, changegate_error)
     app.add_exception_handler(RPCError, unreachable)
     app.add_exception_handler(DBAPIError, store_down)
     app.add_exception_handler(PoolTimeout, store_down)

@@ -21,7 +21,7 @@ from fastapi import Request
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from changegate.api.errors import Throttled
+from changegate.errors import Refused
 
 __all__ = [
     "AUTH_FAILURE_LIMIT",
@@ -163,16 +163,19 @@ class AuthThrottle:
         self._failures: dict[str, deque[float]] = {}
 
     def check(self, client: str) -> None:
-        """Raise `Throttled` while `client` is over the limit."""
+        """Raise a 429 `Refused` (`auth.throttled`, with `retry_after`) while `client` is over."""
         now = self._clock()
         failures = self._live(client, now)
         if failures is None or len(failures) < self.limit:
             return
         wait = max(1, math.ceil(failures[0] + self.window - now))
-        raise Throttled(
-            retry_after=wait,
+        raise Refused(
+            429,
+            rule="auth.throttled",
             reason=f"{len(failures)} failed authentications from {client} within "
             f"{self.window:g}s; tokens from it are not checked for {wait}s",
+            would_pass=f"the same call with a valid token after {wait} seconds",
+            retry_after=wait,
         )
 
     def failed(self, client: str) -> None:

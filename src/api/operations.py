@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from changegate.api.auth import CurrentPrincipal, forbid, require
-from changegate.api.errors import ApiError
 from changegate.api.schemas import (
     IncidentDetail,
     IncidentItem,
@@ -19,6 +18,7 @@ from changegate.api.schemas import (
     error_responses,
 )
 from changegate.api.state import services
+from changegate.errors import NotFound
 from changegate.service import ReconcileReport, reconcile
 
 __all__ = ["router"]
@@ -36,8 +36,7 @@ async def list_incidents(
 ) -> list[IncidentItem]:
     """Incidents, newest first; an agent token sees only its own agent's."""
     found = await services(request).operations.incidents(open_only=open_only)
-    if not principal.can("approver"):
-        found = [i for i in found if i.agent_id == principal.agent_id]
+    found = [i for i in found if principal.reads(i.agent_id)]
     return [IncidentItem.model_validate(i, from_attributes=True) for i in found]
 
 
@@ -51,13 +50,12 @@ async def get_incident(
     svc = services(request)
     found = await svc.operations.incident(incident_id)
     if found is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             rule="not_found",
             reason=f"no incident {incident_id!r}",
             would_pass="GET /api/v1/incidents lists them",
         )
-    if not principal.can("approver") and found.agent_id != principal.agent_id:
+    if not principal.reads(found.agent_id):
         raise await forbid(
             svc,
             principal,
@@ -116,8 +114,7 @@ async def close_incident(
     await require(svc, principal, "approver", action="close incident", subject=subject)
     closed = await svc.operations.close_incident(incident_id)
     if closed is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             rule="not_found",
             reason=f"no incident {incident_id!r}",
             would_pass="GET /api/v1/incidents lists them",

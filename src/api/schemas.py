@@ -1,4 +1,4 @@
-"""The HTTP API's own request and response bodies; change requests and statuses are reused."""
+"""The HTTP API's own request and response bodies; requests, statuses and listings are reused."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from changegate.models import DecisionVerdict
+from changegate.models import DecisionVerdict, KillSwitchScope
 
 __all__ = [
     "ChangeLinks",
-    "ChangeListItem",
     "ControlBody",
     "ControlResponse",
     "DecisionBody",
@@ -80,16 +79,6 @@ class SubmitResponse(BaseModel):
     links: ChangeLinks
 
 
-class ChangeListItem(BaseModel):
-    """A change in a listing."""
-
-    change_id: str
-    workflow_status: str
-    agent: str | None
-    target: str | None
-    stage: str | None
-
-
 class DecisionBody(BaseModel):
     """An approval or rejection; the actor is always the token's holder, never the body's."""
 
@@ -149,7 +138,7 @@ class IncidentDetail(IncidentItem):
 class KillSwitchItem(BaseModel):
     """A kill switch and its state."""
 
-    scope: str
+    scope: KillSwitchScope
     mode: str
     engaged: bool
     actor: str
@@ -160,10 +149,8 @@ class KillSwitchItem(BaseModel):
 class KillSwitchAction(Body):
     """Engage or release a kill switch."""
 
-    scope: str = Field(
-        default="global",
-        pattern=r"^(global|agent:[a-zA-Z0-9][a-zA-Z0-9_.:@/-]{0,127})$",
-        description="`global` or `agent:<agent id>`.",
+    scope: KillSwitchScope = Field(
+        default=KillSwitchScope.GLOBAL, description="`global` or `agent:<agent id>`."
     )
     action: Literal["engage", "release"]
     mode: Literal["pause", "abort"] = "pause"
@@ -173,7 +160,7 @@ class KillSwitchAction(Body):
 class KillSwitchReportBody(BaseModel):
     """What engaging or releasing a switch reached."""
 
-    scope: str
+    scope: KillSwitchScope
     mode: str
     engaged: bool
     actor: str

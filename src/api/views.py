@@ -8,10 +8,18 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from changegate.models import ChangeStatus, Stage
+from changegate.models import ChangeRef, ChangeStatus, Stage
 from changegate.policy import Policy
 
-__all__ = ["age", "blast_radius", "change_page", "live", "pending_row", "state_label"]
+__all__ = [
+    "age",
+    "blast_radius",
+    "change_page",
+    "listing_row",
+    "live",
+    "pending_row",
+    "state_label",
+]
 
 
 def state_label(status: ChangeStatus) -> str:
@@ -60,6 +68,11 @@ def pending_row(status: ChangeStatus, *, now: datetime) -> dict[str, Any]:
         "intent": intent,
         "deadline": status.approval_deadline,
     }
+
+
+def listing_row(ref: ChangeRef) -> dict[str, Any]:
+    """One row of the latest changes: the listing's fields, the workflow's as `status`."""
+    return {**ref.model_dump(), "status": ref.workflow_status}
 
 
 def blast_radius(status: ChangeStatus, *, policy: Policy) -> dict[str, Any]:

@@ -23,13 +23,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from changegate.api import views
 from changegate.api.auth import Principal, authenticate
 from changegate.api.changes import ChangeId, decide
-from changegate.api.errors import ApiError, Throttled
+from changegate.api.errors import answer_headers
 from changegate.api.limits import auth_throttle, client_address
 from changegate.api.pages import render
 from changegate.api.sessions import LOGIN_COOKIE, SESSION_COOKIE, WebSession
 from changegate.api.state import Services, services
+from changegate.errors import ApiError, ChangeNotFound, Refused
 from changegate.models import DecisionVerdict, Stage
-from changegate.service import ChangeNotFound
+from changegate.service.visibility import change_query
 
 __all__ = ["router"]
 
@@ -129,14 +130,14 @@ async def login(request: Request) -> Response:
     throttle, client = auth_throttle(request), client_address(request)
     try:
         throttle.check(client)
-    except Throttled as exc:
+    except Refused as exc:
         return _login_form(
             request,
             landing=landing,
             error=f"Too many failed logins from this address; try again in "
             f"{exc.retry_after} seconds.",
             status=429,
-            headers=exc.headers,
+            headers=answer_headers(exc),
         )
     expected = request.cookies.get(LOGIN_COOKIE)
     if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
@@ -169,7 +170,7 @@ async def logout(request: Request) -> Response:
     session_id = request.cookies.get(SESSION_COOKIE)
     session = sessions.get(session_id)
     if session is not None and not session.csrf_ok((await _form(request)).get("csrf")):
-        raise ApiError(
+        raise Refused(
             403,
             rule="csrf",
             reason="the logout form's CSRF token does not match this session, which stays open",
@@ -191,10 +192,9 @@ async def pending(request: Request) -> Response:
         return _to_login()
     session, principal = user
     svc = services(request)
-    running = "ExecutionStatus = 'Running'"
-    if svc.settings.search_attributes:
-        running += " AND ChangeStage = 'AWAITING_APPROVAL'"
-    refs = await svc.changes.list(query=running, limit=100)
+    # Without search attributes every running change is read and filtered by its status.
+    awaiting = Stage.AWAITING_APPROVAL if svc.settings.search_attributes else None
+    refs = await svc.changes.list(change_query(stage=awaiting, running=True), limit=100)
     statuses = await asyncio.gather(
         *(svc.changes.status(r.change_id) for r in refs), return_exceptions=True
     )
@@ -206,7 +206,7 @@ async def pending(request: Request) -> Response:
         and s.stage == Stage.AWAITING_APPROVAL
         and s.outcome is None
     ]
-    recent = await svc.changes.list(limit=20)
+    recent = [views.listing_row(ref) for ref in await svc.changes.list(limit=20)]
     context = {"user": principal, "csrf": session.csrf, "flash": session.take_flash()}
     return render(request, "pending.html", {**context, "rows": rows, "recent": recent})
 
@@ -253,7 +253,7 @@ async def _decide(request: Request, change_id: str, verdict: DecisionVerdict) ->
     session, principal = user
     form = await _form(request)
     if not session.csrf_ok(form.get("csrf")):
-        raise ApiError(
+        raise Refused(
             403,
             rule="csrf",
             reason="the form's CSRF token does not match this session",

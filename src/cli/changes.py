@@ -96,17 +96,18 @@ async def list_changes(
             agent=agent, target=target, stage=stage, pending=pending, limit=limit
         )
     if ctx.as_json:
-        emit_json(refs)
+        emit_json([r.model_dump(mode="json") for r in refs])
         return
     table(
-        ["change", "stage", "agent", "target", "workflow"],
+        ["change", "stage", "outcome", "agent", "target", "workflow"],
         [
             [
-                r["change_id"],
-                r.get("stage") or "",
-                r.get("agent") or "",
-                r.get("target") or "",
-                r["workflow_status"],
+                r.change_id,
+                r.stage or "",
+                r.outcome or "",
+                r.agent or "",
+                r.target or "",
+                r.workflow_status,
             ]
             for r in refs
         ],

@@ -1,10 +1,11 @@
 """What every CLI command shares: settings from flags and environment, errors and exit codes.
 
-Exit codes: 0 success; 1 the change ended other than DONE (with `--wait`) or the demo's
-story did not hold; 2 invalid input (the message names the field and what would pass);
-3 no such change; 4 the API, Temporal or the fleet unreachable; 5 refused by a rule
-(admission, a decision that does not count, a missing or unknown token): the message
-names the rule, why, and what would pass.
+Exit codes (`changegate.errors.ExitCode`; an error's code comes from `ERROR_TABLE`, the
+table the API's statuses come from too): 0 success; 1 the change ended other than DONE
+(with `--wait`) or the demo's story did not hold; 2 invalid input (the message names the
+field and what would pass); 3 no such change; 4 the API, Temporal, a worker or the fleet
+unreachable; 5 refused by a rule (admission, a decision that does not count, a missing or
+unknown token): the message names the rule, why, and what would pass.
 
 Commands for agents, approvers and operators talk to the API (the front door) with the
 caller's token; only the commands that run servers (`up`, `api`, `worker`, `demo`) and
@@ -22,21 +23,15 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from changegate.admission import AdmissionRefused
-from changegate.client import (
-    ApiError,
-    ChangeClient,
-    InvalidInput,
-    NotFound,
-    Refused,
-    Unauthenticated,
-    Unavailable,
-    load_credentials,
-)
-from changegate.service import ChangeNotFound, TemporalUnreachable
+from changegate.client import ChangeClient, load_credentials
+from changegate.errors import ChangegateError, ExitCode, kind_of
 from changegate.settings import Settings
 
-EXIT_OUTCOME, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3, 4, 5
+EXIT_OUTCOME = ExitCode.OUTCOME
+EXIT_INVALID = ExitCode.INVALID
+EXIT_NOT_FOUND = ExitCode.NOT_FOUND
+EXIT_UNREACHABLE = ExitCode.UNREACHABLE
+EXIT_REFUSED = ExitCode.REFUSED
 
 T = TypeVar("T")
 
@@ -85,26 +80,26 @@ def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | Non
     def wrapper(*args: Any, **kwargs: Any) -> T | None:
         try:
             return asyncio.run(coro_fn(*args, **kwargs))
-        except TemporalUnreachable as exc:
-            fail(str(exc), EXIT_UNREACHABLE)
-        except ChangeNotFound as exc:
-            fail(str(exc), EXIT_NOT_FOUND)
-        except (AdmissionRefused, Refused, Unauthenticated) as exc:
-            fail(refusal_message(exc.rule, exc.reason, exc.would_pass), EXIT_REFUSED)
-        except NotFound as exc:
-            fail(exc.reason, EXIT_NOT_FOUND)
-        except InvalidInput as exc:
-            fail(refusal_message(exc.rule, exc.reason, exc.would_pass), EXIT_INVALID)
-        except Unavailable as exc:
-            fail(
-                f"{exc.reason}; {exc.would_pass}" if exc.would_pass else exc.reason,
-                EXIT_UNREACHABLE,
-            )
-        except ApiError as exc:
-            fail(str(exc), EXIT_UNREACHABLE)
+        except ChangegateError as exc:
+            code = kind_of(exc).exit_code
+            fail(error_message(exc, code), code)
         return None
 
     return wrapper
+
+
+def error_message(exc: ChangegateError, code: ExitCode) -> str:
+    """What to print for an error: a refusal's rule, why and what would pass; else its text."""
+    reason = getattr(exc, "reason", None)
+    if not isinstance(reason, str):
+        return str(exc)
+    rule = getattr(exc, "rule", None)
+    would_pass = str(getattr(exc, "would_pass", ""))
+    if code in (EXIT_REFUSED, EXIT_INVALID) and isinstance(rule, str):
+        return refusal_message(rule, reason, would_pass)
+    if code == EXIT_NOT_FOUND:
+        return reason
+    return f"{reason}; {would_pass}" if would_pass else reason
 
 
 def refusal_message(rule: str, reason: str, would_pass: str) -> str:

@@ -10,10 +10,15 @@ import click
 
 from changegate.cli.context import Context, pass_context, run
 from changegate.cli.output import emit_json, table
+from changegate.models import KillSwitchScope
 
 
-def _scope(agent: str | None) -> str:
-    return f"agent:{agent}" if agent else "global"
+def _scope(_ctx: click.Context, _param: click.Parameter, agent: str | None) -> KillSwitchScope:
+    """`--agent` as the scope of that agent's switch; the global one without it."""
+    try:
+        return KillSwitchScope.of(agent or None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.group(name="killswitch")
@@ -22,7 +27,9 @@ def killswitch() -> None:
 
 
 @killswitch.command(name="engage")
-@click.option("--agent", help="Only this agent's changes (default: every change).")
+@click.option(
+    "--agent", "scope", callback=_scope, help="Only this agent's changes (default: every change)."
+)
 @click.option(
     "--mode",
     type=click.Choice(["pause", "abort"]),
@@ -33,11 +40,11 @@ def killswitch() -> None:
 @click.option("--reason", required=True, help="Why (recorded, with your token's name).")
 @pass_context
 @run
-async def engage(ctx: Context, agent: str | None, mode: str, reason: str) -> None:
+async def engage(ctx: Context, scope: KillSwitchScope, mode: str, reason: str) -> None:
     """Engage a kill switch; new changes in its scope are refused until it is released."""
     started = time.monotonic()
     async with ctx.api() as api:
-        report = await api.kill_switch(_scope(agent), "engage", mode=mode, reason=reason)
+        report = await api.kill_switch(scope, "engage", mode=mode, reason=reason)
     took = time.monotonic() - started
     reached = report["reached"]
     ctx.emit(
@@ -48,14 +55,16 @@ async def engage(ctx: Context, agent: str | None, mode: str, reason: str) -> Non
 
 
 @killswitch.command(name="release")
-@click.option("--agent", help="The agent's switch (default: the global one).")
+@click.option(
+    "--agent", "scope", callback=_scope, help="The agent's switch (default: the global one)."
+)
 @click.option("--reason", required=True, help="Why (recorded, with your token's name).")
 @pass_context
 @run
-async def release(ctx: Context, agent: str | None, reason: str) -> None:
+async def release(ctx: Context, scope: KillSwitchScope, reason: str) -> None:
     """Release a kill switch and resume the changes it paused."""
     async with ctx.api() as api:
-        report = await api.kill_switch(_scope(agent), "release", mode="pause", reason=reason)
+        report = await api.kill_switch(scope, "release", mode="pause", reason=reason)
     ctx.emit(report, f"kill switch {report['scope']} released; resumed what it held")
 
 

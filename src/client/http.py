@@ -13,7 +13,13 @@ import httpx
 
 from changegate.client.credentials import Credentials, load_credentials
 from changegate.client.errors import Unauthenticated, Unavailable, error_for
-from changegate.models import ChangeRequest, ChangeStatus, DecisionVerdict
+from changegate.models import (
+    ChangeRef,
+    ChangeRequest,
+    ChangeStatus,
+    DecisionVerdict,
+    KillSwitchScope,
+)
 from changegate.settings import Settings
 
 Control = Literal["pause", "resume", "abort"]
@@ -105,14 +111,14 @@ class ChangeClient:
         stage: str | None = None,
         pending: bool = False,
         limit: int = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ChangeRef]:
         """Changes, newest first (an agent token sees its own)."""
         params: dict[str, Any] = {"limit": limit, "pending": pending}
         params.update({k: v for k, v in (("agent", agent), ("target", target)) if v})
         if stage:
             params["stage"] = stage
         found: list[dict[str, Any]] = await self.call("GET", "/changes", params=params)
-        return found
+        return [ChangeRef.model_validate(ref) for ref in found]
 
     async def decide(
         self, change_id: str, verdict: DecisionVerdict, *, reason: str = ""
@@ -164,7 +170,12 @@ class ChangeClient:
     # ---- operators -----------------------------------------------------------------------
 
     async def kill_switch(
-        self, scope: str, action: Literal["engage", "release"], *, mode: str, reason: str
+        self,
+        scope: KillSwitchScope,
+        action: Literal["engage", "release"],
+        *,
+        mode: str,
+        reason: str,
     ) -> dict[str, Any]:
         """Engage or release a kill switch; what it reached."""
         body: dict[str, Any] = await self.call(

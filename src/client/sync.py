@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from changegate.client.credentials import Credentials
 from changegate.client.http import ChangeClient
-from changegate.models import ChangeRequest, ChangeStatus
+from changegate.models import ChangeRef, ChangeRequest, ChangeStatus
 from changegate.settings import Settings
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ class SyncChangeClient:
         """Abort, rolling back whatever was applied."""
         self._call(self._changes.control(change_id, "abort", reason=reason))
 
-    def list_changes(self, **filters: Any) -> list[dict[str, Any]]:
+    def list_changes(self, **filters: Any) -> list[ChangeRef]:
         """Changes, newest first (`agent`, `target`, `stage`, `pending`, `limit`)."""
         return self._call(self._changes.list_changes(**filters))
 

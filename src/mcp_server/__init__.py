@@ -14,7 +14,6 @@ from changegate.mcp_server.serving import (
 )
 from changegate.mcp_server.views import (
     ChangeList,
-    ChangeListing,
     ChangeView,
     Observation,
     Proposal,
@@ -27,7 +26,6 @@ __all__ = [
     "Backend",
     "CallerToken",
     "ChangeList",
-    "ChangeListing",
     "ChangeView",
     "ChangesFactory",
     "InvalidToken",

@@ -5,71 +5,57 @@ bearer middleware through `StoreTokenVerifier` on each HTTP request (an unknown 
 token is answered 401 before any tool runs). Over stdio there is no header: the token comes
 from `CHANGEGATE_TOKEN` and is verified again on each tool call, so revoking it takes effect
 at once. Either way `Authenticator.caller` is the one place that decides whether the token
-may act for an agent. Tokens are never logged or echoed; messages name the token's name.
+may use the MCP server at all; for which agent it acts is `Principal.acts_for`, the rule
+the HTTP API applies too. Tokens are never logged or echoed; messages name the token's name.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver.exceptions import ToolError
 
+from changegate.authority import Principal
 from changegate.mcp_server.backend import Backend
 from changegate.store import TokenRow, verify_token
 
-ACTING_ROLES = frozenset({"agent", "admin"})
-"""Roles that may use the MCP server; approvers decide on changes elsewhere."""
+__all__ = [
+    "Authenticator",
+    "CallerToken",
+    "Principal",
+    "StoreTokenVerifier",
+    "describe",
+    "lookup",
+    "refusal",
+]
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The verified holder of a token: its name, roles and the agent it acts as."""
+def refusal(principal: Principal) -> str | None:
+    """Why this token may not use the MCP server, or None when it may.
 
-    token_id: str
-    name: str
-    roles: tuple[str, ...]
-    agent_id: str | None
-
-    @classmethod
-    def of(cls, row: TokenRow) -> Principal:
-        """The principal a stored token row stands for."""
-        return cls(
-            token_id=row.token_id,
-            name=row.name,
-            roles=tuple(row.roles or [row.role]),
-            agent_id=row.agent_id,
+    The server acts for agents: it takes a token holding the `agent` capability (an admin
+    token holds every one), and an agent token must name the agent it acts for.
+    """
+    if not principal.can("agent"):
+        roles = ", ".join(sorted({principal.role, *principal.roles}))
+        return (
+            f"token {principal.name!r} has role(s) {roles}; the MCP server acts for agents, "
+            "so use a token with role 'agent' (or 'admin'). Approvers decide with "
+            "`changegate approve` / `changegate reject`"
         )
+    if principal.agent_id is None and not principal.can("admin"):
+        return (
+            f"token {principal.name!r} names no agent; an agent token must be issued for "
+            "exactly one agent_id"
+        )
+    return None
 
-    @property
-    def is_admin(self) -> bool:
-        """True for an admin token, which may act for any agent."""
-        return "admin" in self.roles
 
-    def acts_for(self, agent_id: str) -> bool:
-        """Whether this caller may propose or read changes of `agent_id`."""
-        return self.agent_id == agent_id or (self.is_admin and self.agent_id is None)
-
-    def refusal(self) -> str | None:
-        """Why this token may not use the MCP server, or None when it may."""
-        if not ACTING_ROLES & set(self.roles):
-            return (
-                f"token {self.name!r} has role(s) {', '.join(self.roles)}; the MCP server acts "
-                "for agents, so use a token with role 'agent' (or 'admin'). Approvers decide "
-                "with `changegate approve` / `changegate reject`"
-            )
-        if self.agent_id is None and not self.is_admin:
-            return (
-                f"token {self.name!r} names no agent; an agent token must be issued for "
-                "exactly one agent_id"
-            )
-        return None
-
-    def describe(self) -> str:
-        """How messages name the caller: its agent id, or the admin token's name."""
-        return self.agent_id or f"admin token {self.name!r}"
+def describe(principal: Principal) -> str:
+    """How messages name the caller: its agent id, or the admin token's name."""
+    return principal.agent_id or f"admin token {principal.name!r}"
 
 
 class CallerToken(AccessToken):
@@ -94,7 +80,7 @@ class StoreTokenVerifier:
         return CallerToken(
             token=token,
             client_id=principal.agent_id or principal.token_id,
-            scopes=list(principal.roles),
+            scopes=sorted({principal.role, *principal.roles}),
             subject=principal.token_id,
             principal=principal,
         )
@@ -137,7 +123,7 @@ class Authenticator:
                 "not authenticated: send `Authorization: Bearer <agent token>` over HTTP, "
                 "or set CHANGEGATE_TOKEN for stdio"
             )
-        refusal = principal.refusal()
-        if refusal is not None:
-            raise ToolError(refusal)
+        refused = refusal(principal)
+        if refused is not None:
+            raise ToolError(refused)
         return principal

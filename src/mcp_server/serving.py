@@ -7,20 +7,28 @@ from typing import Any, Literal
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 
-from changegate.mcp_server.auth import Principal, lookup
+from changegate.authority import Principal
+from changegate.errors import InvalidToken
+from changegate.mcp_server.auth import lookup, refusal
 from changegate.mcp_server.backend import Backend, ChangesFactory
 from changegate.mcp_server.server import build_server
 from changegate.service import ChangeService, connect
 from changegate.settings import Settings
 
+__all__ = [
+    "MCP_PATH",
+    "InvalidToken",
+    "Transport",
+    "check_stdio_token",
+    "connecting_changes",
+    "http_server",
+    "serve",
+]
+
 Transport = Literal["stdio", "http"]
 
 MCP_PATH = "/mcp"
 """Where the streamable HTTP endpoint is mounted."""
-
-
-class InvalidToken(ValueError):
-    """The stdio token is unknown, revoked, or not allowed to act for an agent."""
 
 
 def connecting_changes(settings: Settings) -> ChangesFactory:
@@ -49,9 +57,9 @@ async def check_stdio_token(settings: Settings, token: str) -> Principal:
     if row is None:
         raise InvalidToken("CHANGEGATE_TOKEN is not a valid token (unknown or revoked)")
     principal = Principal.of(row)
-    refusal = principal.refusal()
-    if refusal is not None:
-        raise InvalidToken(f"CHANGEGATE_TOKEN: {refusal}")
+    refused = refusal(principal)
+    if refused is not None:
+        raise InvalidToken(f"CHANGEGATE_TOKEN: {refused}")
     return principal
 
 

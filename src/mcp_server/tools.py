@@ -9,19 +9,20 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from changegate.admission import AdmissionRefused
-from changegate.errors import ChangegateError, NoWorker
-from changegate.mcp_server.auth import Authenticator, Principal
+from changegate.authority import Principal
+from changegate.errors import ChangegateError, ChangeNotFound, NoWorker, TemporalUnreachable
+from changegate.mcp_server.auth import Authenticator, describe
 from changegate.mcp_server.backend import Backend
 from changegate.mcp_server.views import (
     ChangeList,
-    ChangeListing,
     ChangeView,
     Observation,
     Proposal,
     WaitResult,
 )
 from changegate.models import ChangeRequest, ChangeStatus, Stage, Target
-from changegate.service import ChangeNotFound, ChangeService, TemporalUnreachable
+from changegate.service import ChangeService
+from changegate.service.visibility import change_query
 
 ChangeId = Annotated[str, Field(min_length=1, max_length=200, description="e.g. chg-1a2b3c4d5e6f")]
 
@@ -40,7 +41,7 @@ class ChangegateTools:
         if not caller.acts_for(request.agent.agent_id):
             raise ToolError(
                 f"refused: request.agent.agent_id is {request.agent.agent_id!r} but this token "
-                f"acts as {caller.describe()!r}; an agent proposes only as itself, so set "
+                f"acts as {describe(caller)!r}; an agent proposes only as itself, so set "
                 f"agent.agent_id to {caller.agent_id!r}"
             )
         changes = await self._changes()
@@ -106,12 +107,9 @@ class ChangegateTools:
                 "turned off (CHANGEGATE_SEARCH_ATTRIBUTES=false); keep the ids propose_change "
                 "returns and use get_change"
             )
-        clauses = [] if caller.agent_id is None else [f"ChangeAgent = {_quoted(caller.agent_id)}"]
-        if stage is not None:
-            clauses.append(f"ChangeStage = {_quoted(stage.value)}")
         changes = await self._changes()
-        refs = await changes.list(query=" AND ".join(clauses), limit=limit)
-        return ChangeList(agent_id=caller.agent_id, changes=[ChangeListing.of(ref) for ref in refs])
+        refs = await changes.list(change_query(agent=caller.agent_id, stage=stage), limit=limit)
+        return ChangeList(agent_id=caller.agent_id, changes=refs)
 
     async def observe_target(
         self,
@@ -145,9 +143,9 @@ class ChangegateTools:
             raise ToolError(f"{exc}; list_my_changes shows the ids you can read") from exc
         except NoWorker as exc:
             raise ToolError(str(exc)) from exc
-        if not caller.acts_for(status.request.agent.agent_id):
+        if not caller.reads(status.request.agent.agent_id):
             raise ToolError(
-                f"change {change_id!r} was not proposed by {caller.describe()!r}; agents may "
+                f"change {change_id!r} was not proposed by {describe(caller)!r}; agents may "
                 "read only their own changes (list_my_changes shows them)"
             )
         return status
@@ -156,10 +154,3 @@ class ChangegateTools:
         return ChangeView.of(
             status, web_ui_url=self._backend.settings.workflow_url(status.change_id)
         )
-
-
-def _quoted(value: str) -> str:
-    """A visibility-query string literal; ids with quotes or backslashes never reach a query."""
-    if "'" in value or "\\" in value:
-        raise ToolError(f"{value!r} cannot be used in a listing query")
-    return f"'{value}'"

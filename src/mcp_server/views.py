@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, JsonValue
 
 from changegate.models import (
+    ChangeRef,
     ChangeStatus,
     Finding,
     Outcome,
@@ -16,7 +17,6 @@ from changegate.models import (
     UnitObservation,
     UnitState,
 )
-from changegate.service import ChangeRef
 
 TIMELINE_TAIL = 10
 """How many of the latest timeline events `get_change` returns."""
@@ -76,25 +76,11 @@ class WaitResult(BaseModel):
     change: ChangeView
 
 
-class ChangeListing(BaseModel):
-    """One line of `list_my_changes`."""
-
-    change_id: str
-    status: str = Field(description="The workflow's status: RUNNING, COMPLETED, ...")
-    stage: str | None
-    target: str | None
-
-    @classmethod
-    def of(cls, ref: ChangeRef) -> ChangeListing:
-        """A listing line from a visibility record."""
-        return cls(change_id=ref.change_id, status=ref.status, stage=ref.stage, target=ref.target)
-
-
 class ChangeList(BaseModel):
     """The caller's changes, newest first."""
 
     agent_id: str | None = Field(description="Whose changes; null for an admin listing all.")
-    changes: list[ChangeListing]
+    changes: list[ChangeRef]
 
 
 class Observation(BaseModel):
@@ -123,7 +109,6 @@ class Observation(BaseModel):
 __all__ = [
     "TIMELINE_TAIL",
     "ChangeList",
-    "ChangeListing",
     "ChangeView",
     "Observation",
     "Proposal",

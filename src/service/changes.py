@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -28,9 +27,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from changegate.admission import Gate
 from changegate.authority import Signer, load_signing_key, policy_digest
-from changegate.errors import NoWorker
+from changegate.errors import ChangeNotFound, NoWorker
 from changegate.models import (
     ChangeInput,
+    ChangeRef,
     ChangeRequest,
     ChangeStatus,
     Control,
@@ -44,31 +44,19 @@ from changegate.models import (
 )
 from changegate.policy import load_policy
 from changegate.providers import FleetProvider, ProviderRegistry
+from changegate.service.visibility import change_query
 from changegate.settings import Settings
 from changegate.store import open_store
 from changegate.workflows import ChangeWorkflow
-from changegate.workflows.options import CHANGE_AGENT, CHANGE_STAGE, CHANGE_TARGET
+from changegate.workflows.options import CHANGE_AGENT, CHANGE_OUTCOME, CHANGE_STAGE, CHANGE_TARGET
+
+__all__ = ["ChangeNotFound", "ChangeRef", "ChangeService"]
 
 QUERY_PATIENCE_SECONDS = 3.0
 """How long a status query may go unanswered before the front door checks for a worker."""
 
 POLLER_FRESHNESS = timedelta(seconds=90)
 """How recently a worker must have polled to count as present (its long poll lasts ~60 s)."""
-
-
-class ChangeNotFound(LookupError):
-    """No change with that id exists in the namespace."""
-
-
-@dataclass(frozen=True)
-class ChangeRef:
-    """A change in a listing: its id and searchable attributes."""
-
-    change_id: str
-    status: str
-    agent: str | None
-    target: str | None
-    stage: str | None
 
 
 class ChangeService:
@@ -324,19 +312,19 @@ class ChangeService:
                 return
             await asyncio.sleep(interval)
 
-    async def list(self, *, query: str = "", limit: int = 100) -> list[ChangeRef]:
-        """Changes matching a visibility query, newest first."""
-        full = "WorkflowType = 'ChangeWorkflow'" + (f" AND {query}" if query else "")
+    async def list(self, query: str | None = None, *, limit: int = 100) -> list[ChangeRef]:
+        """Changes matching `query` (built by `change_query`; None: every change), newest first."""
         refs = []
-        async for wf in self._client.list_workflows(full, limit=limit):
+        async for wf in self._client.list_workflows(query or change_query(), limit=limit):
             attrs = wf.typed_search_attributes
             refs.append(
                 ChangeRef(
                     change_id=wf.id,
-                    status=wf.status.name if wf.status else WorkflowExecutionStatus.RUNNING.name,
+                    workflow_status=(wf.status or WorkflowExecutionStatus.RUNNING).name,
                     agent=attrs.get(CHANGE_AGENT),
                     target=attrs.get(CHANGE_TARGET),
                     stage=attrs.get(CHANGE_STAGE),
+                    outcome=attrs.get(CHANGE_OUTCOME),
                 )
             )
         return refs

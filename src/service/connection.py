@@ -11,12 +11,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from changegate.errors import TemporalUnreachable
 from changegate.settings import Settings
 from changegate.workflows import SEARCH_ATTRIBUTES
 
-
-class TemporalUnreachable(ConnectionError):
-    """The Temporal server could not be reached at the configured address."""
+__all__ = ["TemporalUnreachable", "connect", "ensure_search_attributes"]
 
 
 async def connect(settings: Settings) -> Client:

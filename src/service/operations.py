@@ -10,10 +10,10 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from changegate.models import Control
+from changegate.models import Control, KillSwitchScope
 from changegate.service.changes import ChangeService
+from changegate.service.visibility import change_query
 from changegate.store import (
-    GLOBAL_SCOPE,
     IncidentRecord,
     KillMode,
     KillSwitch,
@@ -31,18 +31,15 @@ T = TypeVar("T")
 class KillSwitchReport:
     """What engaging or releasing a switch did: the changes it reached."""
 
-    scope: str
+    scope: KillSwitchScope
     mode: KillMode
     engaged: bool
     reached: list[str] = field(default_factory=list)
 
 
-def _query(scope: str) -> str:
-    running = "ExecutionStatus = 'Running'"
-    if scope == GLOBAL_SCOPE:
-        return running
-    agent = scope.removeprefix("agent:").replace("'", "\\'")
-    return f"{running} AND ChangeAgent = '{agent}'"
+def _query(scope: KillSwitchScope) -> str:
+    """The running changes a switch with `scope` reaches."""
+    return change_query(agent=scope.agent_id, running=True)
 
 
 class Operations:
@@ -55,7 +52,11 @@ class Operations:
     async def engage(
         self, scope: str, mode: KillMode, *, actor: str, reason: str
     ) -> KillSwitchReport:
-        """Persist the switch, then pause or abort every running change in its scope."""
+        """Persist the switch, then pause or abort every running change in its scope.
+
+        `scope` is parsed as a `KillSwitchScope` (a ValueError for anything else).
+        """
+        scope = KillSwitchScope(scope)
         await self._in_store(
             lambda session: set_kill_switch(
                 session=session,
@@ -71,12 +72,13 @@ class Operations:
             actor=actor, reason=f"kill switch {scope} ({mode}): {reason}", kill_switch=scope
         )
         send = self._changes.pause if mode == "pause" else self._changes.abort
-        refs = await self._changes.list(query=_query(scope), limit=10_000)
+        refs = await self._changes.list(_query(scope), limit=10_000)
         await asyncio.gather(*(send(ref.change_id, control) for ref in refs))
         return KillSwitchReport(scope, mode, True, [ref.change_id for ref in refs])
 
     async def release(self, scope: str, *, actor: str, reason: str) -> KillSwitchReport:
-        """Release the switch and resume the changes it paused."""
+        """Release the switch and resume the changes it paused (`scope` as for `engage`)."""
+        scope = KillSwitchScope(scope)
 
         def persist(session: Session) -> KillMode:
             current = {s.scope: s for s in get_kill_switches(session=session)}.get(scope)
@@ -96,7 +98,7 @@ class Operations:
         control = Control(
             actor=actor, reason=f"kill switch {scope} released: {reason}", kill_switch=scope
         )
-        refs = await self._changes.list(query=_query(scope), limit=10_000)
+        refs = await self._changes.list(_query(scope), limit=10_000)
         await asyncio.gather(*(self._changes.resume(ref.change_id, control) for ref in refs))
         return KillSwitchReport(scope, mode, False, [ref.change_id for ref in refs])
 

@@ -7,24 +7,18 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
+from changegate.models import KillSwitchScope
 from changegate.store.tables import KillSwitch, table_of
 from changegate.store.upsert import upsert
 
 KillMode = Literal["pause", "abort"]
 """What an engaged switch does to in-flight changes."""
 
-GLOBAL_SCOPE = "global"
+GLOBAL_SCOPE = KillSwitchScope.GLOBAL
+"""The global switch's scope (`KillSwitchScope.GLOBAL`, kept for the store's exports)."""
 
-
-def agent_scope(agent_id: str) -> str:
-    """The scope of one agent's kill switch: `agent:<id>`."""
-    return f"agent:{agent_id}"
-
-
-def _check_scope(scope: str) -> None:
-    if scope == GLOBAL_SCOPE or (scope.startswith("agent:") and len(scope) > len("agent:")):
-        return
-    raise ValueError(f"kill switch scope {scope!r} is neither 'global' nor 'agent:<agent id>'")
+agent_scope = KillSwitchScope.for_agent
+"""The scope of one agent's switch (`KillSwitchScope.for_agent`, kept for the store's exports)."""
 
 
 def set_kill_switch(
@@ -37,8 +31,10 @@ def set_kill_switch(
     reason: str = "",
     at: datetime,
 ) -> None:
-    """Engage or release the switch of `scope`, recording who did it and why."""
-    _check_scope(scope)
+    """Engage or release the switch of `scope`, recording who did it and why.
+
+    `scope` is parsed as a `KillSwitchScope`: anything else is a ValueError.
+    """
     values = {
         "mode": mode,
         "engaged": engaged,
@@ -49,7 +45,7 @@ def set_kill_switch(
     upsert(
         session=session,
         table=table_of(KillSwitch),
-        row={"scope": scope, **values},
+        row={"scope": str(KillSwitchScope(scope)), **values},
         keys=["scope"],
         update=values,
     )
@@ -58,15 +54,15 @@ def set_kill_switch(
 def get_kill_switches(*, session: Session) -> list[KillSwitch]:
     """Every switch ever set, engaged or not, global first."""
     statement = select(KillSwitch).order_by(
-        col(KillSwitch.scope) != GLOBAL_SCOPE, col(KillSwitch.scope)
+        col(KillSwitch.scope) != str(KillSwitchScope.GLOBAL), col(KillSwitch.scope)
     )
     return list(session.exec(statement))
 
 
 def active_kill_switch_for(*, session: Session, agent_id: str) -> KillSwitch | None:
     """The engaged switch that stops this agent: the global one first, then its own."""
-    for scope in (GLOBAL_SCOPE, agent_scope(agent_id)):
-        switch = session.get(KillSwitch, scope)
+    for scope in (KillSwitchScope.GLOBAL, KillSwitchScope.for_agent(agent_id)):
+        switch = session.get(KillSwitch, str(scope))
         if switch is not None and switch.engaged:
             return switch
     return None
