@@ -119,12 +119,24 @@ def _fleet_health(settings: Settings) -> HealthSource:
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox, passing changegate's own modules through (they are deterministic data)."""
+    """The sandbox, passing through only what the workflow imports: contracts and pure rules.
+
+    `tests/test_workflow_imports.py` pins that the workflow's import closure holds no HTTP
+    client, database driver or activity implementation.
+    """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "changegate", "pydantic", "pydantic_core", "httpx"
-        )
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
     )
+
+
+PASSTHROUGH = (
+    "pydantic",
+    "pydantic_core",
+    "changegate.errors",
+    "changegate.health",
+    "changegate.models",
+    "changegate.policy",
+)
 
 
 @asynccontextmanager

@@ -691,7 +691,7 @@ def decide(
         verdict=verdict,
         policy=policy,
         assessment=assess(request, units=tier_units, policy=policy),
-        request=request,
+        agent=request.agent,
         prior=prior or [],
     )
     return judgement.counted, judgement.rule, judgement.reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from sqlmodel import Session
 from temporalio import activity
 
 from changegate.activities.heartbeat import heartbeats
@@ -19,21 +20,20 @@ from changegate.models import (
     CloseInput,
     CloseReceipt,
     Decision,
+    DecisionRecord,
     Outcome,
     Stage,
-    TimelineEvent,
 )
 from changegate.store import (
     IncidentRecord,
     Store,
+    advance_change,
     open_incident,
     record_decision,
     record_events,
     record_findings,
     upsert_change,
 )
-
-_DECISIONS = {"approved": ("approve", True), "rejected": ("reject", True)}
 
 
 class AuditActivities:
@@ -83,37 +83,47 @@ class AuditActivities:
     def _record(self, data: AuditInput) -> None:
         at = data.events[-1].at if data.events else datetime.now(UTC)
         indexed = list(enumerate(data.events, start=data.first_seq))
+        stage = Stage(data.stage)
+        outcome = Outcome(data.outcome) if data.outcome else None
+        risk = data.risk
         with self._store.session() as session:
-            upsert_change(
-                session=session,
-                change_id=data.change_id,
-                request=data.request,
-                stage=Stage(data.stage),
-                outcome=Outcome(data.outcome) if data.outcome else None,
-                risk=data.risk,  # type: ignore[arg-type]
-                at=at,
-            )
+            if data.request is not None:
+                upsert_change(
+                    session=session,
+                    change_id=data.change_id,
+                    request=data.request,
+                    stage=stage,
+                    outcome=outcome,
+                    risk=risk,
+                    at=at,
+                )
+            else:
+                advance_change(
+                    session=session,
+                    change_id=data.change_id,
+                    stage=stage,
+                    outcome=outcome,
+                    risk=risk,
+                    at=at,
+                )
             record_events(session=session, change_id=data.change_id, events=indexed)
             record_findings(
                 session=session, change_id=data.change_id, findings=list(enumerate(data.findings))
             )
-            for seq, event in indexed:
-                _record_decision(session, data.change_id, seq, event)
+            for record in data.decisions:
+                _record_decision(session, data.change_id, record)
 
 
-def _record_decision(session: object, change_id: str, seq: int, event: TimelineEvent) -> None:
-    if event.kind == "decision-refused":
-        verdict, counted = "refused", False
-    elif event.kind in _DECISIONS:
-        verdict, counted = _DECISIONS[event.kind]
-    else:
-        return
+def _record_decision(session: Session, change_id: str, record: DecisionRecord) -> None:
+    """The decision as judged: the signed principal (or the unauthenticated claim), its own
+    reason, and whether it counted."""
+    who = record.principal or f"{record.claimed} (unauthenticated)"
     record_decision(
-        session=session,  # type: ignore[arg-type]
+        session=session,
         change_id=change_id,
-        seq=seq,
-        decision=Decision(actor=event.actor or "unknown", reason=event.message),
-        verdict=verdict,  # type: ignore[arg-type]
-        counted=counted,
-        at=event.at,
+        seq=record.seq,
+        decision=Decision(actor=who, reason=record.reason),
+        verdict=record.verdict if record.counted else "refused",
+        counted=record.counted,
+        at=record.at,
     )

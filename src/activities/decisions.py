@@ -44,7 +44,7 @@ class DecisionActivities:
             verdict=data.verdict,
             policy=self._policy,
             assessment=data.risk,
-            request=data.request,
+            agent=data.agent,
             prior=data.prior,
         )
         return judgement.model_copy(

@@ -13,6 +13,7 @@ from changegate.models import (
     ChangeRequest,
     Finding,
     RiskAssessment,
+    RolloutSpec,
     Summary,
     SummaryInput,
     TargetObservation,
@@ -44,7 +45,7 @@ def render(data: SummaryInput) -> Summary:
         _section("WHAT IS TRUE NOW", _truth(obs, plan)),
         _section("BLAST RADIUS", _blast(obs, plan)),
         _section("RISK", _risk(data.report.risk)),
-        _section("ROLLOUT PLAN", _plan(req, plan)),
+        _section("ROLLOUT PLAN", _plan(data.report.rollout or req.rollout, plan)),
         _section("HOW HEALTH IS JUDGED", _health(req)),
         _section("HOW IT ROLLS BACK", _rollback(plan)),
     ]
@@ -127,8 +128,7 @@ def _risk(risk: RiskAssessment | None) -> list[str]:
     ]
 
 
-def _plan(req: ChangeRequest, plan: ChangePlan) -> list[str]:
-    r = req.rollout
+def _plan(r: RolloutSpec, plan: ChangePlan) -> list[str]:
     lines = []
     for index, phase in enumerate(plan.phases):
         bake = r.canary_bake_seconds if index == 0 else r.wave_bake_seconds
@@ -158,8 +158,8 @@ def _rollback(plan: ChangePlan) -> list[str]:
     return [
         "on a failed gate, an apply error, abort or cancellation: every applied unit is "
         "reverted in reverse order to its value before the change,",
-        "then re-read; a unit that does not read back its old value ends the change as "
-        "ROLLBACK_FAILED and needs a human.",
+        "then re-read; a unit someone else changed meanwhile is left as found, and a unit "
+        "that is not back at its old value ends the change as ROLLBACK_FAILED for a human.",
         "per unit: "
         + ", ".join(f"{u.unit_id} -> {_value(u.before)}" for u in plan.units()[:3])
         + (" ..." if len(plan.units()) > 3 else ""),

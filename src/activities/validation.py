@@ -20,6 +20,7 @@ from changegate.policy import (
     context_findings,
     risk_tier,
 )
+from changegate.policy.rollout import effective_rollout
 from changegate.store import Store, active_changes, open_incident_targets
 
 
@@ -100,7 +101,8 @@ class ValidationActivities:
             unit_count=len(data.observation.units),
             findings=findings,
         )
-        return ValidationReport(findings=findings, risk=risk)
+        rollout = effective_rollout(data.request.rollout, risk)
+        return ValidationReport(findings=findings, risk=risk, rollout=rollout)
 
     def _read_store(self, change_id: str) -> tuple[list[ActiveChange], set[str]]:
         with self._store.session() as session:

@@ -123,9 +123,13 @@ def render_review(status: ChangeStatus, incident: Incident) -> str:
         lines.append("- validation found no mismatch between the agent's assumptions and recon")
     approvers = ", ".join(d.actor for d in status.approvals) or "nobody"
     lines.append(f"- approved by {approvers}")
-    for event in status.timeline:
-        if event.kind == "analysis":
-            lines.append(f"- {event.message}")
+    for analysis in status.analyses:
+        worst = [m for m in analysis.verdict.measurements if m.phase != "successful"]
+        shown = f"; last bad one: {worst[-1].reason}" if worst else ""
+        lines.append(
+            f"- {analysis.gate}: {analysis.verdict.phase}: {analysis.verdict.reason}"
+            f" ({len(analysis.verdict.measurements)} measurement(s){shown})"
+        )
     lines.append(f"- stopped because: {status.halt_reason}")
     started = next((e.at for e in status.timeline if e.kind == "applied"), None)
     ended = status.timeline[-1].at if status.timeline else None

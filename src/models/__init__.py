@@ -44,10 +44,12 @@ from changegate.models.request import (
     Target,
 )
 from changegate.models.status import (
+    AnalysisRecord,
     ChangeInput,
     ChangeStatus,
     Control,
     Decision,
+    DecisionRecord,
     DecisionRequest,
     HaltCause,
     Outcome,
@@ -77,6 +79,7 @@ __all__ = [
     "AdmissionTicket",
     "AgentIdentity",
     "AnalysisLimits",
+    "AnalysisRecord",
     "ApprovalProof",
     "AuditInput",
     "AuditReceipt",
@@ -96,6 +99,7 @@ __all__ = [
     "Decision",
     "DecisionJudgement",
     "DecisionProof",
+    "DecisionRecord",
     "DecisionRequest",
     "DecisionVerdict",
     "DesiredChange",

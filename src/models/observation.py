@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from changegate.models.request import Contract
+from changegate.models.request import Contract, RolloutSpec
 from changegate.models.verdicts import RiskAssessment
 
 
@@ -60,6 +60,9 @@ class ValidationReport(Contract):
 
     findings: list[Finding] = Field(default_factory=list)
     risk: RiskAssessment | None = None
+    rollout: RolloutSpec | None = None
+    """The rollout the change runs with: the request's, raised to what its risk tier demands
+    (computed once here; the summary shows it and the stage machine follows it)."""
 
     @property
     def blocked(self) -> bool:

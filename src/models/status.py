@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field, JsonValue
 
 from changegate.models.authority import AdmissionTicket, ControlProof, DecisionProof
+from changegate.models.health import Verdict
 from changegate.models.observation import Finding, TargetObservation
 from changegate.models.plan import ChangePlan, UnitState
 from changegate.models.request import ChangeRequest, Contract
@@ -81,6 +82,31 @@ class Control(Contract):
     change (that only makes it safer), but a resume is refused."""
 
 
+class DecisionRecord(Contract):
+    """One decision as the workflow judged it: who (as signed), what, and whether it counted.
+
+    `seq` is the index of its timeline event, which keys it in the audit store.
+    """
+
+    seq: int
+    at: datetime
+    verdict: DecisionVerdict
+    principal: str | None = None
+    """The signed principal; None when the decision came without a valid proof."""
+    claimed: str
+    """The name the payload gave (the same as `principal` when the proof is valid)."""
+    reason: str = ""
+    counted: bool
+    rule: str | None = None
+
+
+class AnalysisRecord(Contract):
+    """One health gate's analysis: its verdict and every measurement behind it."""
+
+    gate: str
+    verdict: Verdict
+
+
 class DecisionRequest(Contract):
     """The `decide` update: approve or reject, answered with whether it counted."""
 
@@ -123,6 +149,8 @@ class ChangeStatus(Contract):
     plan: ChangePlan | None = None
     units: list[UnitState] = Field(default_factory=list)
     approvals: list[Decision] = Field(default_factory=list)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    analyses: list[AnalysisRecord] = Field(default_factory=list)
     timeline: list[TimelineEvent] = Field(default_factory=list)
     approval_deadline: datetime | None = None
     risk: RiskAssessment | None = None

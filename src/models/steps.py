@@ -7,8 +7,8 @@ from pydantic import Field, JsonValue
 from changegate.models.authority import DecisionProof
 from changegate.models.observation import Finding, TargetObservation, ValidationReport
 from changegate.models.plan import ChangePlan, UnitChange
-from changegate.models.request import ChangeRequest, Contract, Target
-from changegate.models.status import ChangeStatus, TimelineEvent
+from changegate.models.request import AgentIdentity, ChangeRequest, Contract, RiskLevel, Target
+from changegate.models.status import ChangeStatus, DecisionRecord, TimelineEvent
 from changegate.models.verdicts import DecisionVerdict, RiskAssessment
 
 
@@ -100,7 +100,8 @@ class JudgeInput(Contract):
     actor: str
     verdict: DecisionVerdict
     proof: DecisionProof | None = None
-    request: ChangeRequest
+    agent: AgentIdentity
+    """Who proposed the change (the proposer may not approve it)."""
     risk: RiskAssessment
     prior: list[tuple[str, DecisionVerdict]] = Field(default_factory=list)
 
@@ -109,13 +110,15 @@ class AuditInput(Contract):
     """Input of `record_change`: what is new in a change's record since the last write."""
 
     change_id: str
-    request: ChangeRequest
+    request: ChangeRequest | None = None
+    """Only on a change's first write (admission usually stored it already)."""
     stage: str
     outcome: str | None = None
-    risk: str | None = None
+    risk: RiskLevel | None = None
     first_seq: int = 0
     events: list[TimelineEvent] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
 
 
 class AuditReceipt(Contract):

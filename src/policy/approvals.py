@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from changegate.models import ChangeRequest, DecisionJudgement, DecisionVerdict, RiskAssessment
+from changegate.models import AgentIdentity, DecisionJudgement, DecisionVerdict, RiskAssessment
 from changegate.policy.model import Policy
 
 
@@ -34,7 +34,7 @@ def judge_decision(
     verdict: DecisionVerdict,
     policy: Policy,
     assessment: RiskAssessment,
-    request: ChangeRequest,
+    agent: AgentIdentity,
     prior: Sequence[tuple[str, DecisionVerdict]],
 ) -> DecisionJudgement:
     """Judge one approve or reject decision against the rules above."""
@@ -42,7 +42,7 @@ def judge_decision(
     approving = verdict == "approve"
     listed = {_name(n): n for n in policy.approvers}
 
-    proposer = _proposer(actor, request)
+    proposer = _proposer(actor, agent)
     if proposer is not None and approving:
         return _refuse(*proposer)
     if listed and actor not in listed and proposer is None:
@@ -81,9 +81,8 @@ def quorum_reached(approvals: Iterable[str], assessment: RiskAssessment) -> bool
     return len({_name(actor) for actor in approvals}) >= assessment.required_approvals
 
 
-def _proposer(actor: str, request: ChangeRequest) -> tuple[str, str] | None:
+def _proposer(actor: str, agent: AgentIdentity) -> tuple[str, str] | None:
     """The rule and reason that bar `actor` from approving as the change's proposer."""
-    agent = request.agent
     if actor == _name(agent.agent_id):
         return (
             "approval.self",

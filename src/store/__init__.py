@@ -8,6 +8,7 @@ database lock for read-then-write invariants such as admission.
 
 from changegate.store.changes import (
     active_changes,
+    advance_change,
     changes_count,
     get_change,
     recent_changes,
@@ -75,6 +76,7 @@ __all__ = [
     "TokenRow",
     "active_changes",
     "active_kill_switch_for",
+    "advance_change",
     "agent_scope",
     "changes_count",
     "close_incident",

@@ -59,6 +59,35 @@ def upsert_change(
     session.exec(statement)
 
 
+def advance_change(
+    *,
+    session: Session,
+    change_id: str,
+    stage: Stage,
+    outcome: Outcome | None = None,
+    risk: RiskLevel | None = None,
+    at: datetime,
+) -> bool:
+    """Move a stored change to `stage` as of `at`, keeping what `upsert_change` keeps.
+
+    False when no row with that id exists (the caller then needs `upsert_change`).
+    """
+    table = table_of(ChangeRow)
+    statement = (
+        sa.update(table)
+        .where(table.c.change_id == change_id, table.c.updated_at <= at)
+        .values(
+            stage=stage.value,
+            outcome=sa.func.coalesce(table.c.outcome, None if outcome is None else outcome.value),
+            risk=sa.func.coalesce(risk, table.c.risk),
+            updated_at=at,
+            ended_at=sa.func.coalesce(table.c.ended_at, None if outcome is None else at),
+        )
+    )
+    session.exec(statement)
+    return get_change(session=session, change_id=change_id) is not None
+
+
 def get_change(*, session: Session, change_id: str) -> ChangeRow | None:
     """The stored change with this id, if any."""
     return session.get(ChangeRow, change_id)

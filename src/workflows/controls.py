@@ -1,12 +1,23 @@
-"""Pause, resume and abort: the safe points where a change holds or stops."""
+"""Pause, resume and abort: who may send them, and the safe points where a change holds or
+stops. A pause or abort is honoured from anyone (it only makes the change safer) and its
+sender verified afterwards; a resume counts only with the front door's signed proof."""
 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from changegate.models import Control, HaltCause, Outcome
+    from changegate.models import (
+        AuthorityVerdict,
+        Control,
+        ControlAction,
+        ControlCheck,
+        HaltCause,
+        Outcome,
+    )
     from changegate.workflows.ledger import Ledger
+    from changegate.workflows.steps import Steps
 
 
 class Halt(Exception):
@@ -23,13 +34,67 @@ class Halt(Exception):
 class Controls:
     """The operator's hold and stop, checked at every safe point of the change."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        """Start unpaused and not aborted."""
+    def __init__(self, ledger: Ledger, steps: Steps) -> None:
+        """Start unpaused and not aborted; verify senders through `steps`."""
         self._ledger = ledger
+        self._steps = steps
         self.paused = False
         self.paused_by: str | None = None
         self.aborted: Control | None = None
         self.applied_any = False
+
+    # ---- what arrives by signal ---------------------------------------------------------
+
+    async def on_pause(self, control: Control) -> None:
+        """Hold at once; then verify and record who sent it."""
+        self.pause(_claimed(control))
+        await self._attest(control, "pause")
+
+    async def on_abort(self, control: Control) -> None:
+        """Stop at once; then verify and record who sent it."""
+        self.abort(_claimed(control))
+        await self._attest(control, "abort")
+
+    async def on_resume(self, control: Control) -> None:
+        """Resume only on a verified proof; its kill switch comes from the proof."""
+        verdict = await self._verify(control, "resume")
+        if not verdict.valid or control.proof is None:
+            self._ledger.event(
+                "resume-refused",
+                f"resume claiming to be {control.actor!r} not honoured ({verdict.rule}): "
+                f"{verdict.reason}",
+            )
+            return
+        proof = control.proof
+        self.resume(
+            control.model_copy(update={"actor": proof.principal, "kill_switch": proof.kill_switch})
+        )
+
+    async def _verify(self, control: Control, action: ControlAction) -> AuthorityVerdict:
+        if control.proof is None:
+            return AuthorityVerdict(
+                valid=False,
+                rule="control.unauthenticated",
+                reason=f"the {action} carries no signed proof of who sent it",
+            )
+        check = ControlCheck(
+            change_id=self._ledger.status.change_id, action=action, proof=control.proof
+        )
+        try:
+            return await self._steps.verify_control(check)
+        except ActivityError as exc:
+            return AuthorityVerdict(valid=False, rule="control.unverified", reason=str(exc))
+
+    async def _attest(self, control: Control, action: ControlAction) -> None:
+        verdict = await self._verify(control, action)
+        if not verdict.valid:
+            self._ledger.event(
+                "control-unverified",
+                f"{action} claiming to be {control.actor!r} came without a valid proof "
+                f"({verdict.rule}): honoured, since it only makes the change safer",
+            )
+
+    # ---- the state -----------------------------------------------------------------------
 
     def pause(self, control: Control) -> None:
         """Hold at the next safe point."""
@@ -99,3 +164,12 @@ class Controls:
         self.paused_by = by
         self._ledger.status.paused = paused
         self._ledger.publish()
+
+
+def _claimed(control: Control) -> Control:
+    """The control with its actor as far as it can be trusted before verification."""
+    if control.proof is not None:
+        return control.model_copy(update={"actor": control.proof.principal})
+    return control.model_copy(
+        update={"actor": f"{control.actor} (unverified)", "kill_switch": None}
+    )

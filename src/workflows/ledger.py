@@ -30,7 +30,9 @@ _URGENT = frozenset({"approved", "rejected", "decision-refused", "abort", "pause
 
 
 class Ledger:
-    """Owns the `ChangeStatus` the query returns; every change to it goes through here."""
+    """Holds the `ChangeStatus` the query returns: the timeline, stage and outcome move only
+    through here (with their search attributes and the web UI's details); the stage
+    machine's helpers set the typed fields (findings, approvals, decisions, analyses)."""
 
     def __init__(self, data: ChangeInput) -> None:
         """Start a change in RECON with an empty timeline."""
@@ -108,13 +110,14 @@ class Ledger:
         s = self.status
         return AuditInput(
             change_id=s.change_id,
-            request=s.request,
+            request=s.request if self._recorded_stage is None else None,
             stage=s.stage.value,
             outcome=s.outcome.value if s.outcome else None,
             risk=s.risk.tier if s.risk else None,
             first_seq=self._recorded,
             events=s.timeline[self._recorded :],
             findings=s.findings,
+            decisions=[d for d in s.decisions if d.seq >= self._recorded],
         )
 
     def recorded(self, through: int, stage: Stage) -> None:
@@ -133,6 +136,7 @@ class Ledger:
             if unit.unit_id == unit_id:
                 unit.status = status
                 unit.detail = detail
+        self.publish()
 
     def publish(self) -> None:
         """Show the stage and the summary as the workflow's current details in the web UI."""

@@ -1,23 +1,22 @@
-"""Every activity the change workflow runs, with its timeouts, retries and readable summary."""
+"""Every activity the change workflow runs, with its timeouts, retries and readable summary.
+
+Activities are called by name with their result type, so the workflow's imports hold only
+models and pure functions: the implementations (with their HTTP clients and database
+drivers) live in `changegate.activities` and only the worker imports them.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any, TypeVar
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import JsonValue
+    from pydantic import BaseModel, JsonValue
 
-    from changegate.activities import (
-        AuditActivities,
-        AuthorityActivities,
-        DecisionActivities,
-        HealthActivities,
-        ReconActivities,
-        RolloutActivities,
-        ValidationActivities,
-        render_summary,
-    )
     from changegate.models import (
         ApprovalProof,
         AuditInput,
@@ -30,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         ControlCheck,
         DecisionJudgement,
         EscalationInput,
+        HealthCheck,
         JudgeInput,
         MeasureInput,
         Measurement,
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         Summary,
         SummaryInput,
+        Target,
         TargetObservation,
         TicketCheck,
         UnitChange,
@@ -56,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         WRITE_TIMEOUT,
     )
 
+R = TypeVar("R", bound=BaseModel)
+
 
 def failure_message(exc: ActivityError) -> str:
     """The message of the application error behind an activity failure."""
@@ -63,106 +66,81 @@ def failure_message(exc: ActivityError) -> str:
     return cause.message if isinstance(cause, ApplicationError) else str(exc)
 
 
-class Steps:
-    """Runs one change's activities; only `apply` and `revert` reach a mutating method."""
+async def _run(
+    name: str,
+    arg: BaseModel,
+    result: type[R],
+    *,
+    summary: str,
+    retry: RetryPolicy = WAIT_RETRY,
+    limit: timedelta = READ_TIMEOUT,
+) -> R:
+    found: Any = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result,
+        start_to_close_timeout=limit,
+        heartbeat_timeout=HEARTBEAT,
+        retry_policy=retry,
+        summary=summary,
+    )
+    assert isinstance(found, result)
+    return found
 
-    def __init__(self, change_id: str, request: ChangeRequest) -> None:
-        """Steps for the change `change_id`."""
+
+class Steps:
+    """Runs one change's activities; only `unit_step` reaches a mutating method."""
+
+    def __init__(self, change_id: str, target: Target) -> None:
+        """Steps for the change `change_id` on its (canonical) `target`."""
         self._change_id = change_id
-        self._request = request
+        self._target = target
 
     async def verify_admission(self, data: TicketCheck) -> AuthorityVerdict:
         """Check the admission ticket the workflow was started with."""
-        result: AuthorityVerdict = await workflow.execute_activity_method(
-            AuthorityActivities.verify_admission,
-            data,
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary="verify the admission ticket",
+        return await _run(
+            "verify_admission", data, AuthorityVerdict, summary="verify the admission ticket"
         )
-        return result
 
     async def verify_control(self, data: ControlCheck) -> AuthorityVerdict:
         """Check who sent a pause, resume or abort."""
-        result: AuthorityVerdict = await workflow.execute_activity_method(
-            AuthorityActivities.verify_control,
-            data,
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary=f"verify the {data.action}'s sender",
-        )
-        return result
+        summary = f"verify the {data.action}'s sender"
+        return await _run("verify_control", data, AuthorityVerdict, summary=summary)
 
     async def observe(self) -> TargetObservation:
         """Read the target (read-only)."""
-        target = self._request.target
-        result: TargetObservation = await workflow.execute_activity_method(
-            ReconActivities.observe_target,
-            ObserveInput(target=target),
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary=f"observe {target.label()}",
-        )
-        return result
+        data = ObserveInput(target=self._target)
+        summary = f"observe {self._target.label()}"
+        return await _run("observe_target", data, TargetObservation, summary=summary)
 
-    async def validate(self, observation: TargetObservation) -> ValidationReport:
-        """Findings and risk tier (read-only)."""
-        result: ValidationReport = await workflow.execute_activity_method(
-            ValidationActivities.validate_change,
-            ValidateInput(
-                change_id=self._change_id, request=self._request, observation=observation
-            ),
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary="compare assumptions and context with live state",
-        )
-        return result
+    async def validate(
+        self, request: ChangeRequest, observation: TargetObservation
+    ) -> ValidationReport:
+        """Findings, risk tier and effective rollout (read-only)."""
+        data = ValidateInput(change_id=self._change_id, request=request, observation=observation)
+        summary = "compare assumptions and context with live state"
+        return await _run("validate_change", data, ValidationReport, summary=summary)
 
     async def plan(self, request: ChangeRequest, observation: TargetObservation) -> ChangePlan:
         """Per-unit steps for `request` (read-only)."""
-        result: ChangePlan = await workflow.execute_activity_method(
-            ReconActivities.plan_change,
-            PlanInput(request=request, observation=observation),
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary=f"plan {request.change.operation}",
-        )
-        return result
+        data = PlanInput(request=request, observation=observation)
+        summary = f"plan {request.change.operation}"
+        return await _run("plan_change", data, ChangePlan, summary=summary)
 
     async def summarise(self, data: SummaryInput) -> Summary:
         """The approver's summary."""
-        result: Summary = await workflow.execute_activity(
-            render_summary,
-            data,
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary="render the approver's summary",
-        )
-        return result
+        return await _run("render_summary", data, Summary, summary="render the approver's summary")
 
     async def judge(self, data: JudgeInput) -> DecisionJudgement:
         """Policy's judgement of one decision."""
-        result: DecisionJudgement = await workflow.execute_activity_method(
-            DecisionActivities.judge_decision,
-            data,
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary=f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})",
-        )
-        return result
+        summary = f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})"
+        return await _run("judge_decision", data, DecisionJudgement, summary=summary)
 
     async def escalate(self, data: EscalationInput) -> None:
         """Tell someone the change still waits for approval; a failure is only logged."""
         try:
-            await workflow.execute_activity_method(
-                DecisionActivities.escalate,
+            await workflow.execute_activity(
+                "escalate",
                 data,
                 start_to_close_timeout=READ_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT,
@@ -178,70 +156,43 @@ class Steps:
         """Apply or revert one unit; a failure comes back as a result that is not ok."""
         verb = "revert" if revert else "apply"
         data = UnitStepInput(
-            change_id=self._change_id, target=self._request.target, unit=unit, approval=proof
+            change_id=self._change_id, target=self._target, unit=unit, approval=proof
         )
         try:
-            result: UnitResult = await workflow.execute_activity_method(
-                RolloutActivities.revert_unit if revert else RolloutActivities.apply_unit,
+            return await _run(
+                "revert_unit" if revert else "apply_unit",
                 data,
-                start_to_close_timeout=WRITE_TIMEOUT,
-                heartbeat_timeout=HEARTBEAT,
-                retry_policy=REVERT_RETRY if revert else WRITE_RETRY,
+                UnitResult,
                 summary=f"{verb} {unit.unit_id} ({unit.phase})",
+                retry=REVERT_RETRY if revert else WRITE_RETRY,
+                limit=WRITE_TIMEOUT,
             )
         except ActivityError as exc:
             return UnitResult(unit_id=unit.unit_id, ok=False, detail=failure_message(exc))
-        return result
 
     async def read(self, unit_id: str, expected: dict[str, JsonValue], label: str) -> UnitResult:
         """Read one unit back and compare it with `expected`."""
-        result: UnitResult = await workflow.execute_activity_method(
-            RolloutActivities.verify_unit,
-            VerifyInput(target=self._request.target, unit_id=unit_id, expected=expected),
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary=label,
-        )
-        return result
+        data = VerifyInput(target=self._target, unit_id=unit_id, expected=expected)
+        return await _run("verify_unit", data, UnitResult, summary=label)
 
-    async def measure(self, unit_ids: list[str], label: str) -> Measurement:
+    async def measure(
+        self, unit_ids: list[str], checks: list[HealthCheck], label: str
+    ) -> Measurement:
         """One health measurement of the units."""
-        result: Measurement = await workflow.execute_activity_method(
-            HealthActivities.measure_health,
-            MeasureInput(
-                target_kind=self._request.target.kind,
-                selector=self._request.target.selector,
-                unit_ids=unit_ids,
-                checks=self._request.health_checks,
-            ),
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=READ_RETRY,
-            summary=label,
+        data = MeasureInput(
+            target_kind=self._target.kind,
+            selector=self._target.selector,
+            unit_ids=unit_ids,
+            checks=checks,
         )
-        return result
+        return await _run("measure_health", data, Measurement, summary=label, retry=READ_RETRY)
 
     async def record(self, data: AuditInput) -> AuditReceipt:
         """Write what is new in the change's record to the audit store."""
-        result: AuditReceipt = await workflow.execute_activity_method(
-            AuditActivities.record_change,
-            data,
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary=f"audit: {data.stage}" + (f" {data.outcome}" if data.outcome else ""),
-        )
-        return result
+        summary = f"audit: {data.stage}" + (f" {data.outcome}" if data.outcome else "")
+        return await _run("record_change", data, AuditReceipt, summary=summary)
 
     async def close(self, data: CloseInput) -> CloseReceipt:
         """Open the incident an ended change needs."""
-        result: CloseReceipt = await workflow.execute_activity_method(
-            AuditActivities.close_change,
-            data,
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=WAIT_RETRY,
-            summary="open an incident if the change needs one",
-        )
-        return result
+        summary = "open an incident if the change needs one"
+        return await _run("close_change", data, CloseReceipt, summary=summary)
