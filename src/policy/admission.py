@@ -74,12 +74,11 @@ def _selected_units(request: ChangeRequest) -> int | None:
 
 def kill_switch_rule(sub: Submission) -> Admission | None:
     """Refuse while a global or this agent's kill switch is engaged."""
-    scopes = ("global", f"agent:{sub.agent_id}")
     for switch in sub.state.kill_switches:
-        if not switch.engaged or switch.scope not in scopes:
+        if not switch.engaged or not switch.scope.covers(sub.agent_id):
             continue
         why = f": {switch.reason}" if switch.reason else ""
-        if switch.scope == "global":
+        if switch.scope.is_global:
             what, instead = "the global kill switch", "no change is admitted until it is released"
         else:
             what = f"the kill switch for {sub.agent_id}"

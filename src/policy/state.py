@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from changegate.models import ChangeRequest, Contract, Outcome
+from changegate.models.kill_switch import KillSwitchScope
 from changegate.policy.model import AgentScope, Policy
 from changegate.policy.windows import as_utc
 
@@ -38,7 +39,7 @@ class RecentChange(Contract):
 class KillSwitch(Contract):
     """A stop an operator set, for everything (`global`) or one agent (`agent:<id>`)."""
 
-    scope: str = Field(pattern=r"^(global|agent:.+)$")
+    scope: KillSwitchScope
     mode: Literal["pause", "abort"]
     engaged: bool
     actor: str
