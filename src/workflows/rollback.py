@@ -34,9 +34,11 @@ class Rollback:
         approvers = [d.actor for d in self._ledger.status.approvals] or ["system"]
         proof = ApprovalProof(approved_by=approvers)
         failed: list[str] = []
+        skipped = 0
         for unit in reversed(applied):
             result = await self._steps.unit_step(unit, proof, revert=True)
             if result.skipped:
+                skipped += 1
                 self._ledger.mark(unit.unit_id, "revert_skipped", result.detail)
                 self._ledger.event(
                     "revert-skipped",
@@ -57,7 +59,9 @@ class Rollback:
         if failed:
             who = ", ".join(failed)
             return Outcome.ROLLBACK_FAILED, f"{who} not returned to the old value: a human must act"
-        return Outcome.ROLLED_BACK, f"{len(applied)} units reverted and verified"
+        left = f", {skipped} already at their old value" if skipped else ""
+        reverted = len(applied) - skipped
+        return Outcome.ROLLED_BACK, f"{reverted} units reverted and verified{left}"
 
     def conflict(self, code: str, unit: UnitChange, now: dict[str, JsonValue]) -> None:
         """Name the unit and its three values: before, what we wrote, what it holds now."""
