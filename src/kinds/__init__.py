@@ -1,0 +1,1 @@
+"""Target kinds: one package per kind, found through the `changegate.targets` entry points."""
