@@ -1,0 +1,109 @@
+"""The `command` target kind: observe, plan, apply and revert through executables.
+
+The escape hatch for Terraform, Ansible and cloud CLIs. The operator configures each target
+in `CHANGEGATE_COMMAND_TARGETS` (JSON `{name: {"argv": [...], "timeout_seconds": 60,
+"env_allowlist": [...], "cwd": null}}`); a selector names one (`{"command": "tfvars"}`,
+optionally `"instances": "a,b"`). A request never chooses what runs.
+
+The contract (`changegate.command/v1`). Each call starts `argv` once, without a shell, with
+only the allowlisted environment variables, writes one JSON object to its stdin and reads one
+JSON object from its stdout. Every request holds `contract`, `call` and `target` (the name):
+
+    call      request adds                                  answer (exit 0)
+    observe   units: [id, ...] or null (all)                {"units": [{"id", "state": {...},
+                                                              "healthy": bool|null}],
+                                                              "facts": {...}}
+    plan      operation, parameters, units: [{"id", "state"}]
+                                                            {"units": [{"id", "before": {...},
+                                                              "after": {...}}],
+                                                              "reversible": bool}
+    read      unit                                          {"state": {...}}
+    apply     unit, before, after, idempotency_key          {} or {"state": {...}}
+    revert    unit, before, after, idempotency_key          {} or {"state": {...}}
+    health    units: [id, ...], metrics: [name, ...]        {"values": [{"unit", "metric",
+                                                              "value": number|null}]}
+
+`apply` brings the unit to `after`, `revert` back to `before`. Both run at least once: the
+executable must treat a repeated `idempotency_key` as done (answer again, change nothing).
+Unit ids are DNS labels. `plan` lists units in rollout order (the first is the canary); it
+may refuse parameters with exit 2.
+
+Exit codes: 0 the answer is on stdout; 2 the request is refused (bad operation or
+parameters); 3 no such target or unit; 75 temporarily unavailable (retried); any other code
+or a signal is a failure that is not retried. On a non-zero exit, stdout may hold
+`{"error": "..."}`; otherwise the last line of stderr is the message (redacted, shortened).
+A call that outlives `timeout_seconds` is killed with its process group (retried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from changegate.kinds.base import Metric, Operation
+from changegate.kinds.command.health import CommandHealthSource
+from changegate.kinds.command.provider import CommandProvider
+from changegate.kinds.command.schema import (
+    CONTRACT,
+    CommandKindSettings,
+    CommandSelector,
+    CommandTarget,
+)
+from changegate.kinds.http.schema import SetValues
+
+if TYPE_CHECKING:
+    from changegate.settings import Settings
+
+
+class CommandKind:
+    """The `command` kind: its schemas, its one operation, and builders for provider and health."""
+
+    name = "command"
+    description = "Executables with a JSON contract on stdin/stdout (Terraform, Ansible, CLIs)."
+    selector = CommandSelector
+    operations: Mapping[str, Operation] = {
+        "set_values": Operation(
+            name="set_values",
+            description="Set keys of each unit's state to JSON scalars; the executable plans, "
+            "applies and reverts.",
+            parameters=SetValues,
+            operation_class="config",
+        )
+    }
+    metrics: Mapping[str, Metric] = {
+        "error_rate": Metric(
+            name="error_rate",
+            description="Fraction of requests that failed (0-1), as the executable reports it.",
+            query='max(changegate_command_error_ratio{command="{{selector.command}}",'
+            'unit="{{unit}}"})',
+        ),
+        "latency_p99_ms": Metric(
+            name="latency_p99_ms",
+            description="99th percentile latency in ms, as the executable reports it.",
+            query='max(changegate_command_latency_p99_ms{command="{{selector.command}}",'
+            'unit="{{unit}}"})',
+        ),
+    }
+
+    def provider(self, settings: Settings) -> CommandProvider:
+        """The provider over the targets in `CHANGEGATE_COMMAND_TARGETS`."""
+        return CommandProvider(CommandKindSettings().targets)
+
+    def health_source(self, settings: Settings) -> CommandHealthSource:
+        """Health from the executable's `health` call."""
+        return CommandHealthSource(CommandKindSettings().targets)
+
+
+KIND = CommandKind()
+"""The kind the `changegate.targets` entry point `command` names."""
+
+__all__ = [
+    "CONTRACT",
+    "KIND",
+    "CommandHealthSource",
+    "CommandKind",
+    "CommandKindSettings",
+    "CommandProvider",
+    "CommandSelector",
+    "CommandTarget",
+]

@@ -1,0 +1,162 @@
+"""The `http` kind's schemas: its selector, `set_values` parameters, and endpoint settings.
+
+Endpoints are configured by the operator (`CHANGEGATE_HTTP_ENDPOINTS`, a JSON object keyed by
+endpoint name); a request names an endpoint and never carries a URL, so an agent cannot point
+changegate anywhere the operator did not.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from changegate.kinds.base import Parameters
+from changegate.kinds.http.pointer import PointerError, tokens
+
+UNIT_PLACEHOLDER = "{unit}"
+
+
+def _scalar(value: JsonValue) -> JsonValue:
+    if isinstance(value, list | dict):
+        shape = "a list" if isinstance(value, list) else "an object"
+        raise ValueError(
+            f"a value is a JSON scalar (string, number, true, false or null), not {shape}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a number JSON can carry")
+    return value
+
+
+Scalar = Annotated[JsonValue, AfterValidator(_scalar)]
+"""A JSON scalar: what `set_values` may set. NaN and infinity are not JSON and are refused."""
+
+_VALUE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+
+
+class HttpSelector(BaseModel):
+    """Which configured endpoint, and optionally which of its units (`a,b`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    endpoint: str = Field(description="The name of an endpoint in CHANGEGATE_HTTP_ENDPOINTS.")
+    instances: str | None = Field(
+        default=None, description="Comma-separated unit ids; all units when absent."
+    )
+
+
+class SetValues(Parameters):
+    """`set_values`: top-level keys of each unit's config document and their new JSON scalars."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
+    __pydantic_extra__: dict[str, Scalar] = Field(init=False)
+
+    @model_validator(mode="after")
+    def _keys(self) -> SetValues:
+        values = self.model_extra or {}
+        if not values:
+            raise ValueError("set_values needs at least one key to set, e.g. {'replicas': 3}")
+        for key in values:
+            if not _VALUE_KEY.fullmatch(key):
+                raise ValueError(
+                    f"key {key[:80]!a} is not a config key: 1-128 ASCII letters, digits, "
+                    "'_', '.' or '-', starting with a letter or '_'"
+                )
+        return self
+
+    def values(self) -> dict[str, JsonValue]:
+        """The keys to set and their values."""
+        return dict(self.model_extra or {})
+
+
+def _path(value: str, *, needs_unit: bool) -> str:
+    if not value.startswith("/") or "?" in value or "#" in value or ".." in value:
+        raise ValueError(f"path {value!r} must start with '/' and hold no '?', '#' or '..'")
+    if needs_unit and value.count(UNIT_PLACEHOLDER) != 1:
+        raise ValueError(f"path {value!r} must hold {UNIT_PLACEHOLDER} exactly once")
+    return value
+
+
+def _pointer(value: str) -> str:
+    try:
+        tokens(value)
+    except PointerError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class HttpEndpoint(BaseModel):
+    """One JSON config API: where its units are, how to read and write one, and its health."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Base URL, e.g. https://flags.internal (http or https).")
+    item_path: str = Field(description="A unit's document, e.g. /flags/{unit}.")
+    pointer: str = Field(default="", description="JSON pointer to the config object in it.")
+    units: list[str] | None = Field(default=None, description="Fixed unit ids (no list call).")
+    list_path: str | None = Field(default=None, description="GET this to list the units.")
+    list_pointer: str = Field(default="", description="Pointer to the array of items.")
+    id_pointer: str = Field(default="", description="Pointer to an item's id within it.")
+    write_path: str | None = Field(default=None, description="Where writes go; item_path.")
+    write_pointer: str = Field(default="", description="Where the values sit in the body.")
+    method: Literal["PUT", "PATCH"] = "PUT"
+    token_env: str | None = Field(default=None, description="Env var with a bearer token.")
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    healthy_pointer: str | None = Field(default=None, description="Pointer to a status.")
+    healthy_value: JsonValue = "healthy"
+    health_path: str | None = Field(default=None, description="A unit's health document.")
+    health_pointers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/?#\s]+", value.rstrip("/")):
+            raise ValueError(f"url {value!r} must be http(s)://host[:port] with no path")
+        return value.rstrip("/")
+
+    @field_validator("item_path", "write_path", "health_path")
+    @classmethod
+    def _unit_path(cls, value: str | None) -> str | None:
+        return None if value is None else _path(value, needs_unit=True)
+
+    @field_validator("list_path")
+    @classmethod
+    def _list_path(cls, value: str | None) -> str | None:
+        return None if value is None else _path(value, needs_unit=False)
+
+    @field_validator("pointer", "list_pointer", "id_pointer", "write_pointer", "healthy_pointer")
+    @classmethod
+    def _pointers(cls, value: str | None) -> str | None:
+        return None if value is None else _pointer(value)
+
+    @field_validator("health_pointers")
+    @classmethod
+    def _health_pointers(cls, value: dict[str, str]) -> dict[str, str]:
+        for pointer in value.values():
+            _pointer(pointer)
+        return value
+
+    @model_validator(mode="after")
+    def _units_from_one_place(self) -> HttpEndpoint:
+        if (self.units is None) == (self.list_path is None):
+            raise ValueError("an endpoint needs exactly one of `units` and `list_path`")
+        return self
+
+
+class HttpKindSettings(BaseSettings):
+    """The `http` kind's settings: `CHANGEGATE_HTTP_ENDPOINTS`, JSON `{name: endpoint}`."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGEGATE_HTTP_", extra="ignore")
+
+    endpoints: dict[str, HttpEndpoint] = Field(default_factory=dict)
