@@ -3,13 +3,24 @@
 A new `httpx.AsyncClient` per request costs a TLS context and a connection each time; under
 load that was most of the worker's CPU. The client is made on first use, in the running event
 loop, and made again if it is later used from another loop.
+
+A pooled keep-alive connection may have been closed by the server while it sat idle; the next
+request on it fails with `RemoteProtocolError` or `ReadError` before any answer arrives.
+`get` retries such a read once, on a fresh connection, and only when the client has served
+a request before (so a pooled connection was possible): a GET is idempotent, and one retry
+keeps a server restart from becoming a failed measurement.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 
 import httpx
+
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError)
+
+Params = Mapping[str, str | Sequence[str]]
 
 
 class HttpPool:
@@ -23,6 +34,7 @@ class HttpPool:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._served = False
 
     def client(self) -> httpx.AsyncClient:
         """The pooled client for the running loop."""
@@ -30,7 +42,21 @@ class HttpPool:
         if self._client is None or self._loop is not loop or self._client.is_closed:
             self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
             self._loop = loop
+            self._served = False
         return self._client
+
+    async def get(self, url: str, *, params: Params | None = None) -> httpx.Response:
+        """GET `url`, retried once if a reused connection turns out to be closed."""
+        client = self.client()
+        reused = self._served
+        try:
+            response = await client.get(url, params=params)
+        except _STALE_CONNECTION:
+            if not reused:
+                raise
+            response = await client.get(url, params=params)
+        self._served = True
+        return response
 
     async def aclose(self) -> None:
         """Close the client, if one was made."""

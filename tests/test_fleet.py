@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from changegate.errors import HealthSourceError
 from changegate.fleet import (
     REQUESTS_PER_TICK,
     ConfigError,
@@ -39,6 +40,7 @@ from changegate.fleet import (
     status_for,
 )
 from changegate.fleet.metrics import escape_label_value
+from changegate.health.prometheus_text import parse
 
 AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEFAULT_CONFIG = {"version": "1.4.2", "pool_size": 20, "timeout_ms": 800, "log_level": "info"}
@@ -406,6 +408,55 @@ def test_metrics_escape_label_values() -> None:
     assert 'version="x\\"\\n"} 1\n' in render_metrics(fleet)
 
 
+def test_the_parser_decodes_escaped_label_values() -> None:
+    """Regression: the hand-written parser turned the `\\n` of `C:\\new` into a newline."""
+    text = (
+        "# TYPE fleet_instance_info gauge\n"
+        'fleet_instance_info{instance="api-0",version="C:\\\\new"} 1\n'
+        'fleet_instance_info{instance="api-1",version="\\"quoted\\""} 1\n'
+        'fleet_instance_info{instance="api-2",version="a\\\\\\\\b"} 1\n'
+        'fleet_instance_info{instance="api-3",version="two\\nlines"} 1\n'
+    )
+    assert [labels["version"] for _, labels, _ in parse(text)] == [
+        "C:\\new",
+        '"quoted"',
+        "a\\\\b",
+        "two\nlines",
+    ]
+
+
+@pytest.mark.parametrize("version", ["C:\\new", '"quoted"', "a\\\\b", 'x"\n}'])
+def test_metrics_round_trip_through_the_parser(version: str) -> None:
+    fleet = Fleet(FleetSpec(services={"api": ServiceSpec(instances=1)}))
+    fleet.write(
+        service="api",
+        instance_id="api-0",
+        idempotency_key="k",
+        body={"config": {"version": version}},
+        at=AT,
+    )
+    (info,) = [labels for name, labels, _ in parse(render_metrics(fleet)) if "info" in name]
+    assert info == {"service": "api", "instance": "api-0", "version": version}
+
+
+def test_malformed_metrics_text_is_a_health_source_error() -> None:
+    with pytest.raises(HealthSourceError, match="not valid Prometheus text"):
+        parse('fleet_error_ratio{instance="unterminated} 1\n', source="http://fleet/metrics")
+
+
+def test_metrics_filter_by_service_and_instance() -> None:
+    fleet = Fleet(
+        FleetSpec(services={"api": ServiceSpec(instances=3), "web": ServiceSpec(instances=1)})
+    )
+    every = {labels["instance"] for _, labels, _ in parse(render_metrics(fleet))}
+    assert {"api-0", "api-1", "api-2", "web-0"} <= every
+    api = {labels["instance"] for _, labels, _ in parse(render_metrics(fleet, service="api"))}
+    assert api == {"api-0", "api-1", "api-2"}
+    two = render_metrics(fleet, service="api", instances=["api-0", "api-2", "web-0"])
+    assert {labels["instance"] for _, labels, _ in parse(two)} == {"api-0", "api-2"}
+    assert parse(render_metrics(fleet, service="nope")) == []
+
+
 # --- HTTP API ----------------------------------------------------------------------------------
 
 
@@ -538,6 +589,18 @@ async def test_health_follows_ticks(app: FastAPI, client: httpx.AsyncClient) -> 
     assert values['fleet_error_ratio{service="payments",instance="payments-1"}'] == 0.6
     assert values['fleet_error_ratio{service="payments",instance="payments-0"}'] == 0.0
     assert values['fleet_config_writes_total{service="payments",instance="payments-1"}'] == 1
+
+
+async def test_metrics_endpoint_filters_by_query(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/metrics", params=[("service", "payments"), ("instance", "payments-1")]
+    )
+    assert response.status_code == 200
+    series = {(name, labels["instance"]) for name, labels, _ in parse(response.text)}
+    assert {instance for _, instance in series} == {"payments-1"}
+    assert ("fleet_error_ratio", "payments-1") in series
+    unfiltered = parse((await client.get("/metrics")).text)
+    assert len({labels["instance"] for _, labels, _ in unfiltered}) > 1
 
 
 async def test_reset_endpoint(app: FastAPI, client: httpx.AsyncClient) -> None:

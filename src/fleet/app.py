@@ -125,8 +125,15 @@ def create_app(
         return JSONResponse({"status": "reset"})
 
     @app.get("/metrics")
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(render_metrics(fleet), media_type=CONTENT_TYPE)
+    async def metrics(request: Request) -> PlainTextResponse:
+        # Prometheus scrapes without parameters; `?service=S&instance=A&instance=B` narrows
+        # the answer for readers that need only a few units.
+        text = render_metrics(
+            fleet,
+            service=request.query_params.get("service"),
+            instances=request.query_params.getlist("instance"),
+        )
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     return app
 

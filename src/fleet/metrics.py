@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Final
 
 from changegate.fleet.estate import Fleet
@@ -13,9 +13,26 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 _Labels = tuple[tuple[str, str], ...]
 
 
-def render_metrics(fleet: Fleet) -> str:
-    """Return every instance's metrics as Prometheus text, ending with a newline."""
-    instances = list(fleet.instances())
+def render_metrics(
+    fleet: Fleet, *, service: str | None = None, instances: Collection[str] = ()
+) -> str:
+    """Return the metrics of every instance as Prometheus text, ending with a newline.
+
+    `service` keeps only that service's instances and `instances` (when not empty) only
+    those instance ids, so a reader that wants a few units does not download the fleet.
+    An unknown name filters to nothing rather than failing: absent series are missing data.
+    """
+    wanted = frozenset(instances)
+    selected = [
+        instance
+        for instance in fleet.instances()
+        if (service is None or instance.service == service)
+        and (not wanted or instance.instance_id in wanted)
+    ]
+    return _render(selected)
+
+
+def _render(instances: list[Instance]) -> str:
     lines: list[str] = []
     _family(
         lines,

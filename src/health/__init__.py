@@ -10,12 +10,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from changegate.health.analysis import classify, evaluate
+from changegate.health.templates import (
+    AnalysisTemplate,
+    Condition,
+    Conditions,
+    TemplateError,
+    parse_condition,
+    render,
+)
 
 if TYPE_CHECKING:
     from changegate.health.prometheus import (
         FLEET_QUERIES,
         FLEET_TIMESTAMP_QUERIES,
         PrometheusSource,
+        TemplateLookup,
     )
     from changegate.health.sources import FleetMetricsSource, HealthSource, HealthSourceRegistry
 
@@ -23,6 +32,7 @@ _LAZY = {
     "FLEET_QUERIES": "changegate.health.prometheus",
     "FLEET_TIMESTAMP_QUERIES": "changegate.health.prometheus",
     "PrometheusSource": "changegate.health.prometheus",
+    "TemplateLookup": "changegate.health.prometheus",
     "FleetMetricsSource": "changegate.health.sources",
     "HealthSource": "changegate.health.sources",
     "HealthSourceRegistry": "changegate.health.sources",
@@ -31,12 +41,19 @@ _LAZY = {
 __all__ = [
     "FLEET_QUERIES",
     "FLEET_TIMESTAMP_QUERIES",
+    "AnalysisTemplate",
+    "Condition",
+    "Conditions",
     "FleetMetricsSource",
     "HealthSource",
     "HealthSourceRegistry",
     "PrometheusSource",
+    "TemplateError",
+    "TemplateLookup",
     "classify",
     "evaluate",
+    "parse_condition",
+    "render",
 ]
 
 

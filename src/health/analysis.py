@@ -6,23 +6,44 @@ analysis with no Successful measurement cannot be Successful.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from changegate.health.templates import Conditions
 from changegate.models import AnalysisLimits, Measurement, MetricValue, Verdict
 
 
-def classify(values: Sequence[MetricValue]) -> Measurement:
-    """Failed if any value breaks its threshold, Inconclusive if any is missing, else OK."""
+def classify(
+    values: Sequence[MetricValue], conditions: Mapping[str, Conditions] | None = None
+) -> Measurement:
+    """Failed if any value breaks its threshold, Inconclusive if any is missing, else OK.
+
+    A value breaks its threshold when it is above its `max` or meets its metric's `failure`
+    condition from `conditions` (an analysis template's); a value that breaks nothing but
+    misses its metric's `success` condition is inconclusive.
+    """
     if not values:
         return Measurement(phase="inconclusive", values=[], reason="no metric values returned")
-    breaches = [v for v in values if v.value is not None and v.value > v.max]
+    conditions = conditions or {}
+    breaches: list[str] = []
+    unproven: list[str] = []
+    for v in values:
+        if v.value is None:
+            continue
+        judged = conditions.get(v.metric, Conditions())
+        failure, success = judged.failure, judged.success
+        if v.value > v.max:
+            breaches.append(f"{v.unit_id} {v.metric}={v.value:g} > {v.max:g}")
+        elif failure is not None and failure.holds(v.value):
+            breaches.append(f"{v.unit_id} {v.metric}={v.value:g} {failure}")
+        elif success is not None and not success.holds(v.value):
+            unproven.append(f"{v.unit_id} {v.metric}={v.value:g} not {success}")
     if breaches:
-        worst = ", ".join(f"{v.unit_id} {v.metric}={v.value:g} > {v.max:g}" for v in breaches)
-        return Measurement(phase="failed", values=list(values), reason=worst)
+        return Measurement(phase="failed", values=list(values), reason=", ".join(breaches))
     missing = [v for v in values if v.value is None]
-    if missing:
+    if missing or unproven:
         names = ", ".join(f"{v.unit_id} {v.metric}" for v in missing)
-        return Measurement(phase="inconclusive", values=list(values), reason=f"no data: {names}")
+        reasons = ([f"no data: {names}"] if missing else []) + unproven
+        return Measurement(phase="inconclusive", values=list(values), reason="; ".join(reasons))
     return Measurement(phase="successful", values=list(values), reason="all within thresholds")
 
 

@@ -1,32 +1,29 @@
-"""A small parser for the Prometheus text exposition format (gauges and counters)."""
+"""Read the Prometheus text exposition format with `prometheus_client`'s own parser.
+
+A hand-written parser used to live here; it decoded `\\\\n` inside a label value as a newline
+even when the backslash was itself escaped (`C:\\\\new` came back with a real newline). The
+reference parser handles every escape the format defines.
+"""
 
 from __future__ import annotations
 
-import re
+from prometheus_client.parser import text_string_to_metric_families
 
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>.*)\})?\s+(?P<value>\S+)")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+from changegate.errors import HealthSourceError
 
 Sample = tuple[str, dict[str, str], float]
 
 
-def parse(text: str) -> list[Sample]:
-    """Every sample line as (metric name, labels, value); comments and blanks skipped."""
-    samples: list[Sample] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        labels = {
-            key: value.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
-            for key, value in _LABEL.findall(match.group("labels") or "")
-        }
-        try:
-            value = float(match.group("value"))
-        except ValueError:
-            continue
-        samples.append((match.group("name"), labels, value))
-    return samples
+def parse(text: str, *, source: str = "metrics text") -> list[Sample]:
+    """Every sample as (sample name, labels, value); `source` names the text in errors."""
+    try:
+        return [
+            (sample.name, dict(sample.labels), float(sample.value))
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        ]
+    except ValueError as exc:
+        raise HealthSourceError(
+            f"{source} is not valid Prometheus text exposition: {exc}; check the URL serves "
+            "/metrics in text format 0.0.4"
+        ) from exc

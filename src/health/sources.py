@@ -53,14 +53,33 @@ class FleetMetricsSource:
         self, selector: dict[str, str], unit_ids: Sequence[str], checks: Sequence[HealthCheck]
     ) -> list[MetricValue]:
         """The fleet's windowed error ratio and p99 latency of each unit."""
+        if not unit_ids or not checks:
+            return []
+        for check in checks:
+            if check.template is not None:
+                raise ConfigurationError(
+                    f"health check {check.metric} names analysis template {check.template!r}, "
+                    "but the fleet's own /metrics cannot run PromQL; set "
+                    "CHANGEGATE_PROMETHEUS_URL to judge health through Prometheus"
+                )
+            if check.metric not in _FLEET_METRICS:
+                raise ConfigurationError(
+                    f"the fleet's /metrics has no metric {check.metric!r}; known: "
+                    f"{', '.join(sorted(_FLEET_METRICS))}"
+                )
+        service = selector.get("service")
+        # The fleet filters its /metrics by service and instance, so only the measured units'
+        # series cross the wire and get parsed, however large the fleet.
+        params: dict[str, str | list[str]] = {"instance": list(unit_ids)}
+        if service is not None:
+            params["service"] = service
         try:
-            response = await self._pool.client().get(self._url)
+            response = await self._pool.get(self._url, params=params)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise HealthSourceError(f"could not scrape {self._url}: {exc!r}") from exc
-        service = selector.get("service")
         latest: dict[tuple[str, str], float] = {}
-        for name, labels, value in parse(response.text):
+        for name, labels, value in parse(response.text, source=self._url):
             if labels.get("service") == service and "instance" in labels:
                 latest[(name, labels["instance"])] = value
         values = []

@@ -77,6 +77,13 @@ class HealthCheck(Contract):
 
     metric: Literal["error_rate", "latency_p99_ms"]
     max: Annotated[float, Field(ge=0)]
+    template: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_.-]{0,62}$",
+        description="An analysis template (defined in policy for the target's kind or label, "
+        "or one of the kind's metrics) whose query and conditions measure this metric; "
+        "`max` stays a failure bound the request may tighten, never loosen.",
+    )
 
 
 class RolloutSpec(Contract):

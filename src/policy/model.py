@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from changegate.health.templates import AnalysisTemplate, TemplateName
 from changegate.models import Contract, RiskLevel
+from changegate.policy.targets import matches_any
 from changegate.policy.windows import Window
 
 FindingAction = Literal["block", "extra_approver", "warn"]
@@ -88,6 +90,28 @@ class HttpSource(Contract):
 ContextSource = Annotated[FileSource | HttpSource, Field(discriminator="kind")]
 
 
+class AnalysisTemplates(Contract):
+    """Named analysis templates for a kind, or for targets whose label matches a glob."""
+
+    kinds: dict[str, dict[TemplateName, AnalysisTemplate]] = Field(default_factory=dict)
+    targets: dict[_Pattern, dict[TemplateName, AnalysisTemplate]] = Field(default_factory=dict)
+
+    def resolve(self, name: str, *, kind: str, label: str) -> AnalysisTemplate | None:
+        """The template `name` for a target: the first matching target glob's, else the kind's."""
+        for pattern, templates in self.targets.items():
+            if name in templates and matches_any(label, [pattern]):
+                return templates[name]
+        return self.kinds.get(kind, {}).get(name)
+
+    def names(self, *, kind: str, label: str) -> list[str]:
+        """Every template name a target of `kind` labelled `label` may reference."""
+        found = set(self.kinds.get(kind, {}))
+        for pattern, templates in self.targets.items():
+            if matches_any(label, [pattern]):
+                found.update(templates)
+        return sorted(found)
+
+
 class Policy(Contract):
     """Everything admission, validation and approval consult; see `default.yaml`."""
 
@@ -103,6 +127,7 @@ class Policy(Contract):
     findings: dict[str, FindingAction] = Field(
         default_factory=lambda: dict(DEFAULT_FINDING_ACTIONS)
     )
+    analysis_templates: AnalysisTemplates = Field(default_factory=AnalysisTemplates)
 
     @field_validator("findings")
     @classmethod
