@@ -19,7 +19,8 @@ from temporalio.client import Client
 
 from changegate.errors import ConfigurationError, HealthSourceError
 from changegate.health import PrometheusSource, classify
-from changegate.models import Decision, HealthCheck, MetricValue, Outcome, Stage
+from changegate.models import Decision, HealthCheck, Measurement, MetricValue, Outcome, Stage
+from changegate.policy import parse_policy
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
@@ -398,3 +399,71 @@ async def test_canary_analysis_through_prometheus_rolls_back_a_bad_release(
     assert "search-0 error_rate" in (rolled_back.halt_reason or "")
     assert fleet.writes()["search/search-0"] == 2
     assert all(c["version"] == "1.4.2" for c in fleet.configs("search").values())
+
+
+# --- analysis templates against the real Prometheus ------------------------------------------
+
+TEMPLATES = """
+analysis_templates:
+  kinds:
+    fleet:
+      error-ratio:
+        query: max by (instance) (fleet_error_ratio{service="{{selector.service}}",instance=~"{{units}}"})
+        failure: "> 0.05"
+        success: "<= 0.01"
+      error-ratio-each:
+        query: max(fleet_error_ratio{service="{{selector.service}}",instance="{{unit}}"})
+        failure: "> 0.05"
+"""  # noqa: E501
+
+
+@pytest.fixture
+async def template_source(prometheus: str) -> AsyncIterator[PrometheusSource]:
+    source = PrometheusSource(prometheus, templates=parse_policy(TEMPLATES).analysis_templates)
+    yield source
+    await source.aclose()
+
+
+@pytest.mark.e2e
+async def test_templates_run_against_the_real_prometheus(
+    template_source: PrometheusSource, fleet: Fleet
+) -> None:
+    source = template_source
+    selector = {"service": "payments"}
+    units = ["payments-0", "payments-1"]
+    grouped = [HealthCheck(metric="error_rate", max=1, template="error-ratio")]
+    each = [HealthCheck(metric="error_rate", max=1, template="error-ratio-each")]
+
+    async def judged(checks: list[HealthCheck], phase: str) -> Measurement | None:
+        values = await source.measure(selector, units, checks)
+        measurement = classify(values, source.conditions(selector, checks))
+        return measurement if measurement.phase == phase else None
+
+    healthy = await wait_until(
+        lambda: judged(grouped, "successful"), within=15, interval=0.25, what="payments healthy"
+    )
+    assert [v.unit_id for v in healthy.values] == units
+    assert await judged(each, "successful") is not None
+
+    fleet.set("payments", "payments-1", f"template-e2e-{uuid.uuid4().hex}", version="latest")
+
+    failed = await wait_until(
+        lambda: judged(grouped, "failed"), within=15, interval=0.25, what="payments-1 failing"
+    )
+    assert failed.reason.startswith("payments-1 error_rate=")
+    assert failed.reason.endswith("> 0.05")
+    per_unit = await judged(each, "failed")
+    assert per_unit is not None and "payments-0" not in per_unit.reason
+
+
+@pytest.mark.e2e
+async def test_hostile_selector_values_are_one_label_value_to_the_real_prometheus(
+    template_source: PrometheusSource,
+) -> None:
+    # If escaping let any of these out of its string, Prometheus would answer a parse error
+    # (HealthSourceError) or match series it should not; it must find nothing, without error.
+    for value in ['pay"}) or vector(1) #', "C:\\new", "a\\\\b", "x\ny", "pay.*"]:
+        for template in ("error-ratio", "error-ratio-each"):
+            check = HealthCheck(metric="error_rate", max=1, template=template)
+            values = await template_source.measure({"service": value}, [value], [check])
+            assert [v.value for v in values] == [None], (value, template)
