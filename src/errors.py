@@ -5,8 +5,12 @@
     │   ├── TargetNotFound          the selector names nothing the provider knows
     │   ├── UnsupportedOperation    the provider has no such operation, or bad parameters
     │   └── TargetUnavailable       the target did not answer (transient, retried)
+    │   └── TargetTimeout           the target did not answer in time (transient, retried)
     ├── InvalidTarget               unknown kind or selector key, or a value the kind's naming
     │                               rules refuse; raised before any rule sees the target
+    ├── InvalidChange               an operation the kind does not offer, parameters its schema
+    │                               refuses (type, range, unknown key, NaN, Infinity), or a
+    │                               health metric the kind does not measure
     ├── HealthSourceError           a health source could not be read (an analysis Error)
     ├── ConfigurationError          settings or registries name something that does not exist
     ├── NoWorker                    no worker polls a running change's task queue, so nothing
@@ -67,8 +71,19 @@ class TargetUnavailable(ProviderError):
     retryable = True
 
 
-class InvalidTarget(ChangegateError):
-    """A target refused before any rule sees it: which rule, which field, why, what would pass."""
+class TargetTimeout(TargetUnavailable):
+    """The target did not answer in time (connect or read timeout, refused connection).
+
+    Its own class so that incident classification can tell a timeout from an apply the
+    target refused by the error's type, never by its wording.
+    """
+
+
+class _Refusal(Exception):
+    """The shape of a refusal before any rule runs: which rule, which field, why, what passes.
+
+    A mixin rather than a base in the tree, so each refusal keeps its own row in the table.
+    """
 
     def __init__(self, *, rule: str, field: str, reason: str, would_pass: str) -> None:
         """Carry the refusal; `reason` is written to be read on its own and names `field`."""
@@ -81,13 +96,23 @@ class InvalidTarget(ChangegateError):
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         # The keyword-only constructor defeats Exception's default pickling (and copy).
         rebuild = partial(
-            InvalidTarget,
+            type(self),
             rule=self.rule,
             field=self.field,
             reason=self.reason,
             would_pass=self.would_pass,
         )
         return rebuild, ()
+
+
+class InvalidTarget(_Refusal, ChangegateError):
+    """A target refused before any rule sees it: which rule, which field, why, what would pass."""
+
+
+class InvalidChange(_Refusal, ChangegateError):
+    """A change its kind refuses: no such operation, parameters outside the operation's schema,
+    or a health metric the kind does not offer (rules `change.operation`, `change.parameters`,
+    `change.health_checks`)."""
 
 
 class HealthSourceError(ChangegateError):
@@ -197,7 +222,7 @@ def admission_status(rule: str) -> int:
         return 403
     if rule.startswith("rate."):
         return 429
-    if rule.startswith(("secrets.", "target.")):
+    if rule.startswith(("secrets.", "target.", "change.")):
         return 422
     return 409
 
@@ -229,7 +254,9 @@ ERROR_TABLE: dict[str, ErrorKind] = {
     "TargetNotFound": ErrorKind(ExitCode.NOT_FOUND, 404),
     "UnsupportedOperation": ErrorKind(ExitCode.INVALID, 422),
     "TargetUnavailable": ErrorKind(ExitCode.UNREACHABLE, 503),
+    "TargetTimeout": ErrorKind(ExitCode.UNREACHABLE, 503),
     "InvalidTarget": ErrorKind(ExitCode.INVALID, 422),
+    "InvalidChange": ErrorKind(ExitCode.INVALID, 422),
     "HealthSourceError": ErrorKind(ExitCode.UNREACHABLE, 502),
     "ConfigurationError": ErrorKind(ExitCode.INVALID, 500),
     "NoWorker": ErrorKind(ExitCode.UNREACHABLE, 503),
@@ -288,6 +315,7 @@ __all__ = [
     "ErrorKind",
     "ExitCode",
     "HealthSourceError",
+    "InvalidChange",
     "InvalidInput",
     "InvalidTarget",
     "InvalidToken",
@@ -296,6 +324,7 @@ __all__ = [
     "ProviderError",
     "Refused",
     "TargetNotFound",
+    "TargetTimeout",
     "TargetUnavailable",
     "TemporalUnreachable",
     "Unauthenticated",

@@ -30,14 +30,10 @@ from changegate.activities import (
     render_summary,
 )
 from changegate.authority import Signer, load_signing_key, policy_digest
-from changegate.health import (
-    FleetMetricsSource,
-    HealthSource,
-    HealthSourceRegistry,
-    PrometheusSource,
-)
+from changegate.health import HealthSourceRegistry
+from changegate.kinds import KindRegistry
 from changegate.policy import Policy, load_policy
-from changegate.providers import FleetProvider, ProviderRegistry
+from changegate.providers import ProviderRegistry
 from changegate.service.reconcile import reconcile
 from changegate.settings import Settings
 from changegate.store import Store, database_url, open_store
@@ -55,17 +51,23 @@ class Dependencies:
     policy: Policy
     store: Store
     signer: Signer
+    kinds: KindRegistry
     escalation_webhook: str | None = None
     policy_dir: Path | None = None
 
     @classmethod
-    def build(cls, settings: Settings, *, store: Store | None = None) -> Dependencies:
-        """Providers and health sources for every target kind, policy and the audit store
-        (`store` if given, else opened from settings)."""
+    def build(
+        cls, settings: Settings, *, store: Store | None = None, kinds: KindRegistry | None = None
+    ) -> Dependencies:
+        """Providers and health sources for every installed target kind (`kinds`, by default
+        from the entry points), policy and the audit store (`store` if given, else opened
+        from settings)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        kinds = kinds or KindRegistry()
         return cls(
-            providers=ProviderRegistry([FleetProvider(settings.fleet_url)]),
-            sources=HealthSourceRegistry([_fleet_health(settings)]),
+            providers=kinds.providers(settings),
+            sources=kinds.health_sources(settings),
+            kinds=kinds,
             policy=load_policy(settings.policy_file),
             store=store or open_store(settings.store_url()),
             signer=Signer(load_signing_key(settings)),
@@ -110,12 +112,6 @@ class Dependencies:
         await self.providers.aclose()
         await self.sources.aclose()
         self.store.close()
-
-
-def _fleet_health(settings: Settings) -> HealthSource:
-    if settings.prometheus_url:
-        return PrometheusSource(settings.prometheus_url, max_age_seconds=30)
-    return FleetMetricsSource(settings.fleet_url)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -34,6 +34,7 @@ agents:
     operations: [set_config]
     changes_per_hour: 2
     max_in_flight: 1
+  read-only-agent: {targets: ["fleet:*"], operations: []}
 freeze_windows:
   - name: ledger-freeze
     targets: ["fleet:service=ledger"]
@@ -123,10 +124,18 @@ async def test_target_scope(gated: ChangeService, fleet: Fleet, store: Store) ->
 
 
 async def test_operation_scope(gated: ChangeService, fleet: Fleet) -> None:
+    err = await refused(gated, make_request(agent_id="read-only-agent"))
+    assert err.rule == "scope.operation"
+    assert "set_config" in err.reason and "read-only-agent" in err.reason
+
+
+async def test_an_operation_the_kind_lacks_is_refused_before_scope(
+    gated: ChangeService, fleet: Fleet
+) -> None:
     request = make_request()
     request.change.operation = "delete_service"
     err = await refused(gated, request)
-    assert err.rule == "scope.operation"
+    assert err.rule == "change.operation"
     assert "delete_service" in err.reason and "set_config" in err.would_pass
 
 
@@ -234,5 +243,6 @@ async def test_kill_switch_refuses_new_changes_until_released(
 
 
 async def test_secrets_in_parameters_are_refused(gated: ChangeService, fleet: Fleet) -> None:
-    err = await refused(gated, make_request(parameters={"api_key": "sk-live-0123456789abcdefghij"}))
+    # A value the fleet's schema takes (any version string) that is a secret all the same.
+    err = await refused(gated, make_request(parameters={"version": "sk-live-0123456789abcdefghij"}))
     assert err.rule == "secrets.parameters" and "reference" in err.would_pass

@@ -252,9 +252,9 @@ async def test_admission_refusals_name_the_rule(
     delete_all = request_body("search", {})
     delete_all["change"]["operation"] = "delete_all"
     response = await http.post("/api/v1/changes", json=delete_all, headers=bearer(tokens["agent"]))
-    assert response.status_code == 403, response.text
+    assert response.status_code == 422, response.text
     error = error_of(response)
-    assert error["rule"] == "scope.operation"
+    assert error["rule"] == "change.operation"
     assert "delete_all" in error["reason"] and "set_config" in error["would_pass"]
 
     frozen = request_body("ledger", {"log_level": "debug"})
@@ -263,6 +263,30 @@ async def test_admission_refusals_name_the_rule(
     error = error_of(response)
     assert error["rule"] == "freeze_window" and "ledger" in error["reason"]
     assert error["would_pass"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [('"lots"', "'lots'"), ("-5", "-5"), ("1e400", "inf"), ("NaN", "nan"), ("8.0", "8.0")],
+)
+async def test_parameters_the_kind_refuses_answer_422_naming_the_field(
+    http: httpx.AsyncClient, tokens: dict[str, str], value: str, shown: str
+) -> None:
+    # Raw JSON: `1e400` and `NaN` are what an agent's serializer may send, and must never
+    # reach the workflow as null.
+    text = json.dumps(request_body("search", {"pool_size": 1})).replace(
+        '"pool_size": 1', f'"pool_size": {value}'
+    )
+    response = await http.post(
+        "/api/v1/changes",
+        content=text,
+        headers={**bearer(tokens["agent"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    error = error_of(response)
+    assert error["rule"] == "change.parameters"
+    assert "change.parameters.pool_size" in error["reason"] and shown in error["reason"]
+    assert "pool_size: integer 1..10000" in error["would_pass"]
 
 
 async def test_schema_errors_name_each_field(

@@ -16,6 +16,7 @@ import pytest
 
 from changegate.errors import TargetUnavailable
 from changegate.incidents import build_incident, category, needs_incident, severity
+from changegate.kinds.fleet import FleetProvider
 from changegate.models import (
     ChangeStatus,
     Finding,
@@ -29,7 +30,6 @@ from changegate.models import (
     UnitChange,
     UnitState,
 )
-from changegate.providers import FleetProvider
 from tests.support import make_request
 
 AT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)

@@ -10,6 +10,7 @@ import pytest
 
 import changegate.policy as policy_pkg
 from changegate.admission import AdmissionRefused, Gate
+from changegate.kinds.fleet import FleetProvider
 from changegate.models import ChangeRequest, Finding, Outcome
 from changegate.policy import (
     ADMISSION_RULES,
@@ -32,7 +33,6 @@ from changegate.policy import (
     quorum_reached,
     risk_tier,
 )
-from changegate.providers.fleet import FleetProvider
 from changegate.store import list_refusals, open_store
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # a Monday

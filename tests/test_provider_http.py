@@ -15,11 +15,12 @@ import pytest
 from changegate.errors import (
     ProviderError,
     TargetNotFound,
+    TargetTimeout,
     TargetUnavailable,
     UnsupportedOperation,
 )
+from changegate.kinds.fleet import FleetProvider
 from changegate.models import Target, UnitChange
-from changegate.providers import FleetProvider
 
 FLEET_URL = "http://fleet.test"
 TARGET = Target(kind="fleet", selector={"service": "checkout"})
@@ -96,14 +97,15 @@ async def test_a_body_that_is_not_json_is_quoted_as_text() -> None:
     "exc",
     [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("x")],
 )
-async def test_a_fleet_that_does_not_answer_is_unavailable(
+async def test_a_fleet_that_does_not_answer_is_a_timeout(
     call: Call, exc: httpx.TransportError
 ) -> None:
     def drop(request: httpx.Request) -> httpx.Response:
         raise exc
 
     got = await failure(httpx.MockTransport(drop), call)
-    assert type(got) is TargetUnavailable
+    assert type(got) is TargetTimeout
+    assert isinstance(got, TargetUnavailable)
     assert got.retryable
     assert str(got).startswith(f"the fleet at {FLEET_URL} did not answer ")
     assert "is `changegate fleet` running there?" in str(got)

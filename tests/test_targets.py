@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from changegate.errors import ChangegateError, InvalidTarget
+from changegate.kinds.fleet import FleetProvider
 from changegate.models import ChangePlan, ChangeRequest, Target, TargetObservation, UnitChange
-from changegate.providers import FleetProvider, Provider, ProviderRegistry, ReadOnlyProvider
+from changegate.providers import Provider, ProviderRegistry, ReadOnlyProvider
 
 FLEET_URL = "http://fleet.invalid"
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from changegate.errors import ChangegateError, InvalidTarget
+from changegate.errors import ChangegateError, InvalidChange, InvalidTarget
 from changegate.models import ChangeRequest, Outcome, Stage, Target
 from changegate.policy import (
     Admission,
@@ -65,21 +65,27 @@ class Gate:
         store: Store,
         policy: Policy,
         resolve: Callable[[Target], Target] | None = None,
+        validate: Callable[[ChangeRequest], ChangeRequest] | None = None,
     ) -> None:
-        """Judge by `policy`, with history from `store`, on targets `resolve` makes canonical."""
+        """Judge by `policy`, with history from `store`, on targets `resolve` makes canonical;
+        `validate` (the kind registry's) does that and also checks the change against its kind.
+        """
         self.store = store
         self.policy = policy
         self._resolve = resolve
+        self._validate = validate
 
     def admit(self, request: ChangeRequest, *, change_id: str, now: datetime) -> ChangeRequest:
         """The redacted request on its canonical target, reserved under `change_id`; or
         `AdmissionRefused` (recorded in the store's refusals either way)."""
         refused: Admission | None = None
-        if self._resolve is not None:
-            try:
+        try:
+            if self._validate is not None:
+                request = self._validate(request)
+            elif self._resolve is not None:
                 request = request.model_copy(update={"target": self._resolve(request.target)})
-            except InvalidTarget as exc:
-                refused = Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+        except (InvalidTarget, InvalidChange) as exc:
+            refused = Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
         redacted = redact_request(request)
         with self._transaction() as session:
             admission = refused or self._judge(request, redacted, session=session, now=now)

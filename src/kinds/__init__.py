@@ -4,9 +4,24 @@ from changegate.kinds.base import (
     KindInfo,
     Metric,
     Operation,
-    OperationClass,
     Parameters,
     TargetKind,
 )
+from changegate.kinds.checks import describe, parameter_summary
+from changegate.kinds.registry import ENTRY_POINT_GROUP, KindRegistry
+from changegate.kinds.text import describe_kinds
+from changegate.models.request import OperationClass
 
-__all__ = ["KindInfo", "Metric", "Operation", "OperationClass", "Parameters", "TargetKind"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "KindInfo",
+    "KindRegistry",
+    "Metric",
+    "Operation",
+    "OperationClass",
+    "Parameters",
+    "TargetKind",
+    "describe",
+    "describe_kinds",
+    "parameter_summary",
+]

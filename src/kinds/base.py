@@ -12,17 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+
+from changegate.models.request import OperationClass
 
 if TYPE_CHECKING:
     from changegate.health.sources import HealthSource
     from changegate.providers.base import Provider
     from changegate.settings import Settings
-
-OperationClass = Literal["config", "scale", "deploy", "destructive"]
-"""How risk reads an operation: `deploy` is at least medium, `destructive` high."""
 
 
 class Parameters(BaseModel):
@@ -84,3 +83,5 @@ class KindInfo:
     selector_keys: list[str] = field(default_factory=list)
     operations: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each operation's parameter keys, each with its type, range and description."""

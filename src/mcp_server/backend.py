@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from changegate.providers import FleetProvider, ProviderRegistry
+from changegate.kinds import KindRegistry
+from changegate.providers import ProviderRegistry
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import Store, open_store
@@ -27,10 +28,13 @@ class Backend:
         settings: Settings,
         changes_factory: ChangesFactory,
         providers: ProviderRegistry | None = None,
+        kinds: KindRegistry | None = None,
     ) -> None:
-        """Build providers from `settings` unless given; nothing is opened yet."""
+        """Build providers of every kind in `kinds` (by default every installed one) from
+        `settings` unless given; nothing is opened yet."""
         self.settings = settings
-        self.providers = providers or ProviderRegistry([FleetProvider(settings.fleet_url)])
+        self.kinds = kinds or KindRegistry()
+        self.providers = providers or self.kinds.providers(settings)
         self._changes_factory = changes_factory
         self._changes: ChangeService | None = None
         self._store: Store | None = None

@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl
 
+from changegate.kinds.text import describe_kinds
 from changegate.mcp_server.auth import Authenticator, StoreTokenVerifier
 from changegate.mcp_server.backend import Backend, ChangesFactory
 from changegate.mcp_server.tools import ChangegateTools
@@ -78,6 +79,7 @@ def build_server(
     providers and change client it opened.
     """
     backend = Backend(settings=settings, changes_factory=changes_factory, providers=providers)
+    kinds = describe_kinds(backend.kinds.info())
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Backend]) -> AsyncIterator[Backend]:
@@ -97,7 +99,7 @@ def build_server(
     tools = ChangegateTools(backend=backend, auth=Authenticator(backend=backend, stdio_token=token))
     server.add_tool(
         tools.propose_change,
-        description=PROPOSE,
+        description=f"{PROPOSE}\n{kinds}",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False
         ),
@@ -105,5 +107,5 @@ def build_server(
     server.add_tool(tools.get_change, description=GET, annotations=_READ)
     server.add_tool(tools.wait_for_change, description=WAIT, annotations=_READ)
     server.add_tool(tools.list_my_changes, description=LIST, annotations=_READ)
-    server.add_tool(tools.observe_target, description=OBSERVE, annotations=_READ)
+    server.add_tool(tools.observe_target, description=f"{OBSERVE}\n{kinds}", annotations=_READ)
     return server

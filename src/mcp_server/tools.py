@@ -113,8 +113,12 @@ class ChangegateTools:
 
     async def observe_target(
         self,
-        kind: Annotated[str, Field(description="Provider kind, e.g. 'fleet'.")],
-        selector: Annotated[dict[str, str], Field(description="e.g. {'service': 'checkout'}.")],
+        kind: Annotated[
+            str, Field(description="A target kind (the tool's description lists them).")
+        ],
+        selector: Annotated[
+            dict[str, str], Field(description="The kind's selector, e.g. {'service': 'checkout'}.")
+        ],
     ) -> Observation:
         """Read a target through its provider's read-only half."""
         await self._auth.caller()
@@ -123,6 +127,7 @@ class ChangegateTools:
         except ValidationError as exc:
             raise ToolError(f"invalid target: {exc}") from exc
         try:
+            target = self._backend.providers.resolve(target)
             provider = self._backend.providers.read_only(target.kind)
             observation = await provider.observe(target)
         except ChangegateError as exc:

@@ -11,6 +11,9 @@ _NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]{0,127}$"
 
 RiskLevel = Literal["low", "medium", "high"]
 
+OperationClass = Literal["config", "scale", "deploy", "destructive"]
+"""How risk reads an operation a kind offers: `deploy` is at least medium, `destructive` high."""
+
 UNIT_FILTER = "instances"
 
 
@@ -73,9 +76,19 @@ class Evidence(Contract):
 
 
 class HealthCheck(Contract):
-    """A health metric and the threshold that a healthy unit stays under."""
+    """A health metric and the threshold that a healthy unit stays under.
 
-    metric: Literal["error_rate", "latency_p99_ms"]
+    The metric is one the target's kind offers; the kind registry checks it at admission
+    (`changegate kinds` lists each kind's metrics).
+    """
+
+    metric: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z][a-z0-9_]{0,62}$",
+            description="A metric the target's kind offers, e.g. 'error_rate' for fleet.",
+        ),
+    ]
     max: Annotated[float, Field(ge=0)]
     template: str | None = Field(
         default=None,

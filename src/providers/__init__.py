@@ -1,12 +1,11 @@
-"""Targets behind one interface, chosen by `kind`."""
+"""Targets behind one interface, chosen by `kind`; each kind's provider lives in its kind's
+package (`changegate.kinds.<kind>`)."""
 
 from changegate.providers.base import Provider, ReadOnlyProvider, matches
-from changegate.providers.fleet import FleetProvider
 from changegate.providers.phasing import phase_name, split_phases
 from changegate.providers.registry import ProviderRegistry
 
 __all__ = [
-    "FleetProvider",
     "Provider",
     "ProviderRegistry",
     "ReadOnlyProvider",

@@ -28,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from changegate.admission import Gate
 from changegate.authority import Signer, load_signing_key, policy_digest
 from changegate.errors import ChangeNotFound, NoWorker
+from changegate.kinds import KindRegistry
 from changegate.models import (
     ChangeInput,
     ChangeRef,
@@ -43,7 +44,7 @@ from changegate.models import (
     Stage,
 )
 from changegate.policy import load_policy
-from changegate.providers import FleetProvider, ProviderRegistry
+from changegate.providers import ProviderRegistry
 from changegate.service.visibility import change_query
 from changegate.settings import Settings
 from changegate.store import open_store
@@ -73,14 +74,16 @@ class ChangeService:
         settings: Settings,
         *,
         gate: Gate | None = None,
-        providers: ProviderRegistry | None = None,
+        kinds: KindRegistry | None = None,
     ) -> None:
-        """Use `client`, connected with the pydantic data converter."""
+        """Use `client`, connected with the pydantic data converter; the target kinds are
+        `kinds` (by default every installed one)."""
         self._client = client
         self._settings = settings
         self._gate = gate
         self._signer: Signer | None = None
-        self._providers = providers or ProviderRegistry([FleetProvider(settings.fleet_url)])
+        self._kinds = kinds or KindRegistry()
+        self._providers: ProviderRegistry | None = None
 
     @property
     def signer(self) -> Signer:
@@ -102,9 +105,17 @@ class ChangeService:
             self._gate = Gate(
                 store=open_store(self._settings.store_url()),
                 policy=load_policy(self._settings.policy_file),
-                resolve=self._providers.resolve,
+                validate=self.validate,
             )
         return self._gate
+
+    def validate(self, request: ChangeRequest) -> ChangeRequest:
+        """The request on its canonical target once its kind accepts the change (or
+        `InvalidTarget` / `InvalidChange` naming the field); pure, nothing is contacted."""
+        if self._providers is None:
+            # Providers connect on first use only; resolve never does.
+            self._providers = self._kinds.providers(self._settings)
+        return self._kinds.validate(request, providers=self._providers)
 
     def close(self) -> None:
         """Release the store's connections."""

@@ -1,4 +1,4 @@
-"""The `fleet` provider: the demo fleet's HTTP API, one unit per service instance.
+"""The `fleet` kind's provider: the demo fleet's HTTP API, one unit per service instance.
 
 Selector: `service` (required) and optionally `instances` (comma-separated instance ids), both
 checked by `resolve`: names follow the DNS-label rule, and the canonical `instances` is sorted
@@ -19,6 +19,7 @@ from pydantic import JsonValue
 from changegate.errors import (
     InvalidTarget,
     TargetNotFound,
+    TargetTimeout,
     TargetUnavailable,
     UnsupportedOperation,
 )
@@ -208,7 +209,7 @@ class FleetProvider:
         try:
             response = await self._pool.client().request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise TargetUnavailable(
+            raise TargetTimeout(
                 f"the fleet at {self._base_url} did not answer {method} {path}: {exc!r}; "
                 "is `changegate fleet` running there?"
             ) from exc
