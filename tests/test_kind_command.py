@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from changegate.errors import (
     InvalidTarget,
@@ -24,7 +25,9 @@ from changegate.kinds.command import (
     CommandProvider,
     CommandTarget,
 )
-from changegate.models import ChangeRequest, HealthCheck, Target, UnitChange
+from changegate.models import ChangeRequest, HealthCheck, Outcome, Stage, Target, UnitChange
+from tests.kinds.command_scripts.pipeline import kinds_pipeline
+from tests.support import FAST_ROLLOUT, approve_fully, wait_for_stage
 
 SCRIPT = Path(__file__).parent / "kinds" / "command_scripts" / "tfvars.py"
 ALLOW = ["TFVARS_DIR", "TFVARS_SLEEP", "TFVARS_FAIL"]
@@ -320,3 +323,46 @@ async def test_health_comes_from_the_scripts_health_call(
         {"command": "tfvars"}, ["prod-a", "staging"], [HealthCheck(metric="error_rate", max=0.1)]
     )
     assert [(v.unit_id, v.value) for v in values] == [("prod-a", 0.9), ("staging", 0.01)]
+
+
+# end to end: the real dev server, a real worker, the real script
+
+
+@pytest.mark.e2e
+async def test_a_change_through_the_command_kind_rolls_back_when_health_fails(
+    temporal: WorkflowEnvironment,
+    workspaces: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "CHANGEGATE_COMMAND_TARGETS",
+        json.dumps({"tfvars": tfvars_target().model_dump()}),
+    )
+    async with kinds_pipeline(
+        temporal.client, tmp_path_factory.mktemp("command-e2e"), KIND
+    ) as changes:
+        request = ChangeRequest.model_validate(
+            {
+                "agent": {"agent_id": "agent-7"},
+                "intent": "Shrink the workspaces to t3.nano to save on idle capacity.",
+                "target": {"kind": "command", "selector": {"command": "tfvars"}},
+                "change": {"operation": "set_values", "parameters": {"instance_type": "t3.nano"}},
+                "rollout": FAST_ROLLOUT,
+                "health_checks": [{"metric": "error_rate", "max": 0.05}],
+            }
+        )
+        change_id = await changes.submit(request)
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        assert journal(workspaces) == []  # nothing written before approval
+        await approve_fully(changes, change_id)
+        final = await changes.wait(change_id)
+
+    assert final.outcome == Outcome.ROLLED_BACK, final.timeline
+    # The canary (first in the script's plan) was applied, failed its gate and was reverted;
+    # no other workspace was ever written.
+    assert {name: on_disk(workspaces, name) for name in WORKSPACES} == WORKSPACES
+    [canary] = [u for u in final.units if u.status == "reverted"]
+    assert canary.unit_id == "prod-a"
+    assert all(u.status == "pending" for u in final.units if u.unit_id != "prod-a")
+    assert len(journal(workspaces)) == 2

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from changegate.errors import (
     ConfigurationError,
@@ -26,9 +27,10 @@ from changegate.kinds.http import (
     HttpProvider,
 )
 from changegate.kinds.http.pointer import PointerError, find, nest
-from changegate.models import ChangeRequest, HealthCheck, Target, UnitChange
+from changegate.models import ChangeRequest, HealthCheck, Outcome, Stage, Target, UnitChange
 from changegate.settings import Settings
-from tests.support import Fleet
+from tests.kinds.command_scripts.pipeline import kinds_pipeline
+from tests.support import FAST_ROLLOUT, Fleet, approve_fully, wait_for_stage
 
 
 def fleet_endpoints(url: str) -> dict[str, HttpEndpoint]:
@@ -338,3 +340,49 @@ async def test_the_token_comes_from_the_named_variable(monkeypatch: pytest.Monke
     monkeypatch.setenv("FLAGS_TOKEN", "t0k")
     assert await provider.read_unit(flags, "a") == {"on": True}
     assert seen == ["Bearer t0k"]
+
+
+# end to end: the real dev server, a real worker, the real fleet through the http kind
+
+
+@pytest.mark.e2e
+async def test_a_change_through_the_http_kind_rolls_back_when_health_fails(
+    temporal: WorkflowEnvironment,
+    fleet: Fleet,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoints = {name: e.model_dump() for name, e in fleet_endpoints(fleet.url).items()}
+    monkeypatch.setenv("CHANGEGATE_HTTP_ENDPOINTS", json.dumps(endpoints))
+    async with kinds_pipeline(
+        temporal.client, tmp_path_factory.mktemp("http-e2e"), KIND
+    ) as changes:
+        change_id = await changes.submit(
+            ChangeRequest.model_validate(
+                {
+                    "agent": {"agent_id": "agent-7"},
+                    "intent": "Roll checkout forward to the release candidate build.",
+                    "target": {"kind": "http", "selector": {"endpoint": "checkout"}},
+                    "change": {
+                        "operation": "set_values",
+                        "parameters": {"version": "1.5.0-rc1"},
+                    },
+                    "rollout": FAST_ROLLOUT,
+                    "health_checks": [{"metric": "error_rate", "max": 0.05}],
+                }
+            )
+        )
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        assert fleet.write_log() == []  # nothing written before approval
+        await approve_fully(changes, change_id)
+        final = await changes.wait(change_id)
+
+    assert final.outcome == Outcome.ROLLED_BACK, final.timeline
+    assert all(c["version"] == "1.4.2" for c in fleet.configs("checkout").values())
+    writes = fleet.writes()
+    # The canary was written twice (apply, revert), with the kind's idempotency keys; no
+    # other instance was ever written.
+    assert writes["checkout/checkout-0"] == 2
+    assert all(v == 0 for k, v in writes.items() if k != "checkout/checkout-0")
+    assert [u.status for u in final.units if u.unit_id == "checkout-0"] == ["reverted"]
+    assert any(e.kind == "analysis" and "failed" in e.message for e in final.timeline)
