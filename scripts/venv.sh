@@ -19,3 +19,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== installing changegate and its dependencies into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# A target kind packaged outside changegate (tests/kinds/extkind), installed through its entry
+# point as a third party's would be: the tests prove a kind needs no change to changegate.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e tests/kinds/extkind

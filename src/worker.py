@@ -95,6 +95,7 @@ class Dependencies:
                 policy=self.policy,
                 store=self.store,
                 sources=context_sources(self.policy, base=self.policy_dir),
+                kinds=self.kinds,
             ).validate_change,
             render_summary,
             rollout.apply_unit,

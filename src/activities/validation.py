@@ -1,4 +1,5 @@
-"""VALIDATE: the agent's beliefs and the context it did not cite, against live state."""
+"""VALIDATE: the change against its kind, the agent's beliefs and the context it did not
+cite, against live state."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from temporalio import activity
 
 from changegate.activities.heartbeat import heartbeats
 from changegate.context import ContextSource, FileContextSource, HttpContextSource, gather_flags
+from changegate.errors import InvalidChange, InvalidTarget
+from changegate.kinds import KindRegistry
 from changegate.models import Finding, ValidateInput, ValidationReport
+from changegate.models.request import OperationClass
 from changegate.policy import (
     ActiveChange,
     Policy,
@@ -57,6 +61,35 @@ def blast_radius(data: ValidateInput, policy: Policy) -> list[Finding]:
     ]
 
 
+def kind_findings(data: ValidateInput, kinds: KindRegistry) -> list[Finding]:
+    """A blocking `invalid-change` finding when the target's kind refuses the change.
+
+    Admission runs the same check; this is the last line of defence for a workflow that
+    reached VALIDATE another way (started by hand, or admitted by an older front door).
+    """
+    try:
+        kind = kinds.get(data.request.target.kind)
+        kinds.check(kind, data.request)
+    except (InvalidTarget, InvalidChange) as exc:
+        return [
+            Finding(
+                code="invalid-change",
+                severity="block",
+                path=exc.field,
+                message=f"{exc.reason}; would pass: {exc.would_pass}",
+            )
+        ]
+    return []
+
+
+def declared_class(data: ValidateInput, kinds: KindRegistry) -> OperationClass | None:
+    """The operation class the target's kind declares for the operation, if it knows it."""
+    if data.request.target.kind not in kinds.names():
+        return None
+    operation = kinds.get(data.request.target.kind).operations.get(data.request.change.operation)
+    return None if operation is None else operation.operation_class
+
+
 class ValidationActivities:
     """Runs every check of VALIDATE and gives the change its risk tier."""
 
@@ -66,11 +99,14 @@ class ValidationActivities:
         policy: Policy,
         store: Store,
         sources: Sequence[ContextSource] | None = None,
+        kinds: KindRegistry | None = None,
     ) -> None:
-        """Check against `policy`, with other changes and incidents read from `store`."""
+        """Check against `policy` and the target kinds (by default every installed one),
+        with other changes and incidents read from `store`."""
         self._policy = policy
         self._store = store
         self._sources = list(sources) if sources is not None else context_sources(policy)
+        self._kinds = kinds or KindRegistry()
 
     @activity.defn(name="validate_change")
     @heartbeats
@@ -79,7 +115,8 @@ class ValidationActivities:
         label = data.request.target.label()
         active, incidents = await asyncio.to_thread(self._read_store, data.change_id)
         flags, unreadable = await gather_flags(self._sources)
-        findings = check_assumptions(data.request.assumptions, data.observation)
+        findings = kind_findings(data, self._kinds)
+        findings += check_assumptions(data.request.assumptions, data.observation)
         findings += context_findings(
             data.request,
             policy=self._policy,
@@ -100,6 +137,7 @@ class ValidationActivities:
             policy=self._policy,
             unit_count=len(data.observation.units),
             findings=findings,
+            declared=declared_class(data, self._kinds),
         )
         rollout = effective_rollout(data.request.rollout, risk)
         return ValidationReport(findings=findings, risk=risk, rollout=rollout)

@@ -13,6 +13,7 @@ from changegate.cli.changes import COMMANDS
 from changegate.cli.context import Context
 from changegate.cli.demo import demo
 from changegate.cli.history import history, replay
+from changegate.cli.kinds import kinds
 from changegate.cli.login import login, logout, whoami
 from changegate.cli.mcp import mcp
 from changegate.cli.operations import incident, killswitch, reconcile
@@ -52,6 +53,7 @@ _OPERATOR = [
     reconcile,
     history,
     replay,
+    kinds,
 ]
 _IDENTITY = [login, logout, whoami]
 for _command in [*COMMANDS, *_IDENTITY, *_OPERATOR]:

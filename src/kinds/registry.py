@@ -1,7 +1,7 @@
 """The one registry of target kinds, loaded from the `changegate.targets` entry points.
 
 A third party adds a kind by installing a package whose metadata has one line, e.g.
-`[project.entry-points."changegate.targets"] memo = "memo_kind:KIND"`: the worker, the API,
+`[project.entry-points."changegate.targets"] widget = "acme_widget:KIND"`: the worker, the API,
 the MCP server, the CLI and validation all learn it from here.
 """
 
@@ -108,8 +108,12 @@ class KindRegistry:
         """
         kind = self.get(request.target.kind)
         target = providers.resolve(request.target)
-        check_change(kind, request)
+        self.check(kind, request)
         return request.model_copy(update={"target": target})
+
+    def check(self, kind: TargetKind, request: ChangeRequest) -> None:
+        """`InvalidChange` if `kind` refuses the request's operation, parameters or metrics."""
+        check_change(kind, request)
 
 
 def _installed() -> list[TargetKind]:

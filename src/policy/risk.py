@@ -3,10 +3,14 @@
 The tier is the highest that any of these rules gives, applied in order:
 
 1. Blast radius: up to `LOW_UNITS` units is low, up to `MEDIUM_UNITS` medium, more high.
-2. Operation class: `destructive` (the operation names delete, drop, destroy, truncate,
-   terminate, purge or wipe) is high; `deploy` (the operation or a parameter key names a
-   version, image, release, deploy, upgrade or build) is at least medium; everything else
-   is `config` (`log_level`, `pool_size`, ...) and sets no floor.
+2. Operation class, as the target's kind declares it for the operation
+   (`Operation.operation_class`): `destructive` is high, `deploy` at least medium, `scale`
+   and `config` set no floor. Only for an operation no installed kind describes does the
+   name decide: `destructive` when the operation names delete, drop, destroy, truncate,
+   terminate, purge or wipe; `deploy` when it or a parameter key names a version, image,
+   release, deploy, upgrade or build; `config` otherwise. (Admission refuses such an
+   operation before it gets here; the fallback keeps risk total for callers that have no
+   registry, such as a replayed history.)
 3. Any finding of severity `warn` or `block` raises the tier by one step (once).
 4. The agent's `risk_hint` may raise the tier; it never lowers it.
 
@@ -21,18 +25,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal
 
 from changegate.models import ChangeRequest, Finding, RiskAssessment, RiskLevel
+from changegate.models.request import OperationClass
 from changegate.policy.actions import extra_approvals
 from changegate.policy.model import RISK_LEVELS, Policy
 
 LOW_UNITS = 5
 MEDIUM_UNITS = 20
-OperationClass = Literal["config", "deploy", "destructive"]
-
 _FLOORS: dict[OperationClass, RiskLevel] = {
     "config": "low",
+    "scale": "low",
     "deploy": "medium",
     "destructive": "high",
 }
@@ -40,9 +43,14 @@ _DESTRUCTIVE = re.compile(r"delete|drop|destroy|truncate|terminate|purge|wipe")
 _DEPLOY = re.compile(r"version|image|release|deploy|upgrade|build")
 
 
-def operation_class(request: ChangeRequest) -> tuple[OperationClass, str]:
-    """The request's operation class and what put it there."""
+def operation_class(
+    request: ChangeRequest, *, declared: OperationClass | None = None
+) -> tuple[OperationClass, str]:
+    """The request's operation class and what put it there: the kind's `declared` class,
+    else the operation's name."""
     operation = request.change.operation
+    if declared is not None:
+        return declared, f"{request.target.kind} declares {operation} {declared}"
     if _DESTRUCTIVE.search(operation):
         return "destructive", f"operation {operation}"
     if _DEPLOY.search(operation):
@@ -59,15 +67,17 @@ def risk_tier(
     policy: Policy,
     unit_count: int,
     findings: Sequence[Finding],
+    declared: OperationClass | None = None,
 ) -> RiskAssessment:
-    """Assess the request's tier by the rules above and what the policy demands of it."""
+    """Assess the request's tier by the rules above and what the policy demands of it;
+    `declared` is the operation class the target's kind gives the operation."""
     by_size: RiskLevel = (
         "low" if unit_count <= LOW_UNITS else "medium" if unit_count <= MEDIUM_UNITS else "high"
     )
     tier = by_size
     reasons = [f"blast radius: {unit_count} unit(s) -> {by_size}"]
 
-    kind, why = operation_class(request)
+    kind, why = operation_class(request, declared=declared)
     tier = _raise(tier, _FLOORS[kind], reasons=reasons, why=f"operation class {kind} ({why})")
 
     concerning = [f for f in findings if f.severity in ("warn", "block")]
