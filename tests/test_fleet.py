@@ -40,7 +40,9 @@ from changegate.fleet import (
     status_for,
 )
 from changegate.fleet.metrics import escape_label_value
+from changegate.health import FleetMetricsSource
 from changegate.health.prometheus_text import parse
+from changegate.models import HealthCheck
 
 AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEFAULT_CONFIG = {"version": "1.4.2", "pool_size": 20, "timeout_ms": 800, "log_level": "info"}
@@ -714,3 +716,49 @@ def test_real_process_degrades_and_stops_cleanly() -> None:
     assert stdout.splitlines()[0] == (
         f"fleet listening on http://127.0.0.1:{port} (services: checkout=2,payments=2)"
     )
+
+
+# --- reading the fleet's metrics over a kept-alive connection ---------------------------------
+
+
+async def test_metrics_read_retries_once_when_the_pooled_connection_was_closed() -> None:
+    """A server that drops a kept-alive connection at its second request, as a restarted
+    fleet or an idle-timeout proxy does: the read is retried once on a fresh connection."""
+    body = (
+        b'# TYPE fleet_error_ratio gauge\nfleet_error_ratio{service="api",instance="api-0"} 0.25\n'
+    )
+    connections = 0
+    paths: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        served = 0
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            paths.append(head.split(b" ")[1].decode())
+            if served:
+                writer.close()  # drop the reused connection without an answer
+                return
+            served += 1
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
+                + f"content-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    source = FleetMetricsSource(f"http://127.0.0.1:{port}")
+    checks = [HealthCheck(metric="error_rate", max=0.05)]
+    try:
+        for _ in range(2):
+            (value,) = await source.measure({"service": "api"}, ["api-0"], checks)
+            assert value.value == 0.25
+    finally:
+        await source.aclose()
+        server.close()
+        await server.wait_closed()
+    assert connections == 2
+    assert paths == ["/metrics?instance=api-0&service=api"] * 3
