@@ -255,6 +255,10 @@ ERROR_TABLE: dict[str, ErrorKind] = {
     "UnsupportedOperation": ErrorKind(ExitCode.INVALID, 422),
     "TargetUnavailable": ErrorKind(ExitCode.UNREACHABLE, 503),
     "TargetTimeout": ErrorKind(ExitCode.UNREACHABLE, 503),
+    # The kubernetes kind's own provider errors (changegate.kinds.kubernetes.errors).
+    "WorkloadConflict": ErrorKind(ExitCode.REFUSED, 409),
+    "AccessDenied": ErrorKind(ExitCode.REFUSED, 403),
+    "RolloutFailed": ErrorKind(ExitCode.OUTCOME, 502),
     "InvalidTarget": ErrorKind(ExitCode.INVALID, 422),
     "InvalidChange": ErrorKind(ExitCode.INVALID, 422),
     "HealthSourceError": ErrorKind(ExitCode.UNREACHABLE, 502),
