@@ -95,7 +95,7 @@ def ended(
 
 
 async def fleet_did_not_answer() -> str:
-    """The halt reason of an apply whose retries ran out against a fleet that is down."""
+    """The typed error an apply reports (as its activity failure's type) when the fleet is down."""
 
     def drop(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
@@ -109,7 +109,7 @@ async def fleet_did_not_answer() -> str:
             )
     finally:
         await provider.aclose()
-    return f"a step failed for good: {caught.value}"
+    return type(caught.value).__name__
 
 
 @dataclass(frozen=True)
@@ -219,14 +219,16 @@ def test_category_and_severity(case: Case) -> None:
 
 
 async def test_an_apply_the_target_did_not_answer_is_a_timeout() -> None:
-    reason = await fleet_did_not_answer()
-    timed_out = ended(Outcome.ROLLED_BACK, HaltCause.APPLY_FAILED, reason=reason)
+    error = await fleet_did_not_answer()
+    timed_out = ended(Outcome.ROLLED_BACK, HaltCause.APPLY_FAILED).model_copy(
+        update={"halt_error": error}
+    )
+    assert error == "TargetTimeout"
     assert category(timed_out) == IncidentCategory.TIMEOUT
     assert severity(timed_out, IncidentCategory.TIMEOUT) == IncidentSeverity.SEV3
-    answered = reason.replace("did not answer", "answered")
-    assert category(ended(Outcome.ROLLED_BACK, HaltCause.APPLY_FAILED, reason=answered)) == (
-        IncidentCategory.APPLY_ERROR
-    )
+    # Classified by the typed error, never by the wording of the message.
+    worded = ended(Outcome.ROLLED_BACK, HaltCause.APPLY_FAILED, reason="it did not answer")
+    assert category(worded) == IncidentCategory.APPLY_ERROR
 
 
 def test_every_category_is_produced() -> None:

@@ -9,6 +9,7 @@ Category, first match wins:
 2. halted by an abort or cancellation after applying         -> operator-abort
 3. an apply failed                                          -> apply-error, or timeout when
                                                                the target did not answer
+                                                               (`halt_error` TargetTimeout)
 Otherwise health failed or erred, or a unit drifted during VERIFY, and:
 4. the target moved after an approval, which was voided (finding `approval-voided`) and
    given again on the new state                             -> approval-voided
@@ -46,6 +47,10 @@ def touched_units(status: ChangeStatus) -> list[str]:
     return [u.unit_id for u in status.units if u.status != "pending"]
 
 
+# Typed errors (the activity failure's type) that mean the target did not answer in time.
+_TIMEOUTS = frozenset({"TargetTimeout"})
+
+
 def category(status: ChangeStatus) -> IncidentCategory:
     """The incident's category by the rules in this module's docstring."""
     cause = status.halt_cause
@@ -54,7 +59,7 @@ def category(status: ChangeStatus) -> IncidentCategory:
     if cause in (HaltCause.ABORTED, HaltCause.CANCELLED):
         return IncidentCategory.OPERATOR_ABORT
     if cause == HaltCause.APPLY_FAILED:
-        timed_out = "did not answer" in (status.halt_reason or "")
+        timed_out = status.halt_error in _TIMEOUTS
         return IncidentCategory.TIMEOUT if timed_out else IncidentCategory.APPLY_ERROR
     codes = {f.code for f in status.findings}
     if _VOIDED in codes:

@@ -158,6 +158,8 @@ class ChangeStatus(Contract):
     incident_id: str | None = None
     halt_cause: HaltCause | None = None
     halt_reason: str | None = None
+    halt_error: str | None = None
+    """The typed error that stopped the change (`TargetTimeout`, `RolloutFailed`, ...)."""
 
     @property
     def ended(self) -> bool:

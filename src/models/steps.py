@@ -83,6 +83,8 @@ class UnitResult(Contract):
     detail: str = ""
     skipped: bool = False
     conflict: bool = False
+    error_type: str | None = None
+    """The typed error behind a failed step (e.g. `TargetTimeout`), for classification."""
 
 
 class ValidateInput(Contract):

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from changegate.workflows.gates import HealthGate
     from changegate.workflows.ledger import Ledger
     from changegate.workflows.rollback import Rollback
-    from changegate.workflows.steps import Steps, failure_message
+    from changegate.workflows.steps import Steps, failure_message, failure_type
 
 T = TypeVar("T")
 
@@ -91,7 +91,7 @@ class ChangeWorkflow:
             message = f"a step failed for good: {failure_message(exc)}"
             cause = HaltCause.APPLY_FAILED if self._applied else HaltCause.BLOCKED
             outcome = Outcome.ROLLED_BACK if self._applied else Outcome.BLOCKED
-            await self._halt(Halt(outcome, cause, message))
+            await self._halt(Halt(outcome, cause, message, error=failure_type(exc)))
         except asyncio.CancelledError:
             await self._halt(
                 Halt(Outcome.ABORTED, HaltCause.CANCELLED, "the workflow was cancelled")
@@ -216,6 +216,7 @@ class ChangeWorkflow:
                     Outcome.ROLLED_BACK,
                     HaltCause.APPLY_FAILED,
                     f"apply of {unit.unit_id} failed: {result.detail}",
+                    error=result.error_type,
                 )
             self._ledger.mark(unit.unit_id, "applied")
             self._ledger.event("applied", f"{unit.unit_id} ({name})", data=dict(unit.after))
@@ -241,6 +242,7 @@ class ChangeWorkflow:
     async def _halt(self, halt: Halt) -> None:
         self._status.halt_cause = halt.cause
         self._status.halt_reason = halt.reason
+        self._status.halt_error = halt.error
         if not self._applied:
             self._end(halt.outcome, halt.reason + "; nothing was applied")
             return

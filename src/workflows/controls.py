@@ -23,12 +23,15 @@ with workflow.unsafe.imports_passed_through():
 class Halt(Exception):
     """Ends the stages early; the workflow decides whether that means a rollback."""
 
-    def __init__(self, outcome: Outcome, cause: HaltCause, reason: str) -> None:
+    def __init__(
+        self, outcome: Outcome, cause: HaltCause, reason: str, *, error: str | None = None
+    ) -> None:
         """Stop with `outcome` (ROLLED_BACK once something was applied) for `reason`."""
         super().__init__(reason)
         self.outcome = outcome
         self.cause = cause
         self.reason = reason
+        self.error = error
 
 
 class Controls:

@@ -66,6 +66,12 @@ def failure_message(exc: ActivityError) -> str:
     return cause.message if isinstance(cause, ApplicationError) else str(exc)
 
 
+def failure_type(exc: ActivityError) -> str | None:
+    """The typed error behind an activity failure (its `ApplicationError.type`)."""
+    cause = exc.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
 async def _run(
     name: str,
     arg: BaseModel,
@@ -168,7 +174,12 @@ class Steps:
                 limit=WRITE_TIMEOUT,
             )
         except ActivityError as exc:
-            return UnitResult(unit_id=unit.unit_id, ok=False, detail=failure_message(exc))
+            return UnitResult(
+                unit_id=unit.unit_id,
+                ok=False,
+                detail=failure_message(exc),
+                error_type=failure_type(exc),
+            )
 
     async def read(self, unit_id: str, expected: dict[str, JsonValue], label: str) -> UnitResult:
         """Read one unit back and compare it with `expected`."""
