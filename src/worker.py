@@ -64,11 +64,12 @@ class Dependencies:
         from settings)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         kinds = kinds or KindRegistry()
+        policy = load_policy(settings.policy_file)
         return cls(
             providers=kinds.providers(settings),
-            sources=kinds.health_sources(settings),
+            sources=kinds.health_sources(settings, templates=policy.analysis_templates),
             kinds=kinds,
-            policy=load_policy(settings.policy_file),
+            policy=policy,
             store=store or open_store(settings.store_url()),
             signer=Signer(load_signing_key(settings)),
             escalation_webhook=settings.escalation_webhook,

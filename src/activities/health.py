@@ -6,7 +6,7 @@ from temporalio import activity
 
 from changegate.activities.heartbeat import heartbeats
 from changegate.errors import ChangegateError
-from changegate.health import HealthSourceRegistry, classify
+from changegate.health import HealthSourceRegistry, PrometheusSource, classify
 from changegate.models import MeasureInput, Measurement
 
 
@@ -24,6 +24,12 @@ class HealthActivities:
         try:
             source = self._sources.get(data.target_kind)
             values = await source.measure(data.selector, data.unit_ids, data.checks)
+            # An analysis template brings its own failure and success conditions.
+            conditions = (
+                source.conditions(data.selector, data.checks)
+                if isinstance(source, PrometheusSource)
+                else None
+            )
         except ChangegateError as exc:
             return Measurement(phase="error", reason=str(exc))
-        return classify(values)
+        return classify(values, conditions)

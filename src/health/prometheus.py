@@ -134,18 +134,27 @@ class PrometheusSource:
                     "timestamp query; pass timestamp_queries for them"
                 )
         self._max_age = max_age_seconds
-        self._templates = templates
-        self._defaults = dict(defaults or {})
-        for metric, query in self._defaults.items():
-            try:
-                check_query(query)
-            except ValueError as exc:
-                raise ConfigurationError(f"default query of metric {metric!r}: {exc}") from exc
+        self._templates: TemplateLookup | None = None
+        self._defaults: dict[str, str] = {}
+        if templates is not None or defaults:
+            self.use_templates(templates, defaults=defaults or {})
         self._pool = HttpPool(timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
         """Close the pooled HTTP client."""
         await self._pool.aclose()
+
+    def use_templates(
+        self, templates: TemplateLookup | None, *, defaults: Mapping[str, str]
+    ) -> None:
+        """Resolve named analysis templates from `templates`, with the kind's `defaults`."""
+        for metric, query in defaults.items():
+            try:
+                check_query(query)
+            except ValueError as exc:
+                raise ConfigurationError(f"default query of metric {metric!r}: {exc}") from exc
+        self._templates = templates
+        self._defaults = dict(defaults)
 
     def conditions(
         self, selector: dict[str, str], checks: Sequence[HealthCheck]

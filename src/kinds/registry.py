@@ -19,6 +19,7 @@ from changegate.providers.registry import ProviderRegistry
 from changegate.providers.selectors import KIND_RULE
 
 if TYPE_CHECKING:
+    from changegate.health.prometheus import TemplateLookup
     from changegate.health.sources import HealthSource, HealthSourceRegistry
     from changegate.settings import Settings
 
@@ -82,20 +83,24 @@ class KindRegistry:
         """A provider of every kind, configured from `settings`."""
         return ProviderRegistry([kind.provider(settings) for kind in self.kinds()])
 
-    def health_sources(self, settings: Settings) -> HealthSourceRegistry:
+    def health_sources(
+        self, settings: Settings, *, templates: TemplateLookup | None = None
+    ) -> HealthSourceRegistry:
         """A health source of every kind that has one.
 
         A kind without its own measures through Prometheus with its metrics' default queries
         when `settings.prometheus_url` is set; otherwise a check on it fails as an analysis
         Error naming the missing source.
         """
-        from changegate.health import HealthSourceRegistry
+        from changegate.health import HealthSourceRegistry, PrometheusSource
 
         sources: list[HealthSource] = []
         for kind in self.kinds():
             source = kind.health_source(settings)
             if source is None and settings.prometheus_url:
-                source = _prometheus(kind, settings.prometheus_url)
+                source = _prometheus(kind, settings.prometheus_url, templates)
+            elif isinstance(source, PrometheusSource) and templates is not None:
+                source.use_templates(templates, defaults=_queries(kind))
             if source is not None:
                 sources.append(source)
         return HealthSourceRegistry(sources)
@@ -137,8 +142,14 @@ def _installed() -> list[TargetKind]:
     return kinds
 
 
-def _prometheus(kind: TargetKind, url: str) -> HealthSource:
+def _queries(kind: TargetKind) -> dict[str, str]:
+    return {name: metric.query for name, metric in kind.metrics.items()}
+
+
+def _prometheus(kind: TargetKind, url: str, templates: TemplateLookup | None) -> HealthSource:
     from changegate.health import PrometheusSource
 
-    queries = {name: metric.query for name, metric in kind.metrics.items()}
-    return PrometheusSource(url, kind=kind.name, queries=queries)
+    queries = _queries(kind)
+    return PrometheusSource(
+        url, kind=kind.name, queries=queries, templates=templates, defaults=queries
+    )
