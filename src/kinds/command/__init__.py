@@ -2,8 +2,10 @@
 
 The escape hatch for Terraform, Ansible and cloud CLIs. The operator configures each target
 in `CHANGEGATE_COMMAND_TARGETS` (JSON `{name: {"argv": [...], "timeout_seconds": 60,
-"env_allowlist": [...], "cwd": null}}`); a selector names one (`{"command": "tfvars"}`,
-optionally `"instances": "a,b"`). A request never chooses what runs.
+"env_allowlist": [...], "cwd": null, "keys": null}}`); a selector names one (`{"command":
+"tfvars"}`, optionally `"instances": "a,b"`). A request never chooses what runs. When every
+target lists the `keys` `set_values` may set, a key none of them lists is refused, by name,
+before the workflow starts (and a key its own target does not list, when planning).
 
 The contract (`changegate.command/v1`). Each call starts `argv` once, without a shell, with
 only the allowlisted environment variables, writes one JSON object to its stdin and reads one

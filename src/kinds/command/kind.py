@@ -12,7 +12,7 @@ from changegate.kinds.command.schema import (
     CommandKindSettings,
     CommandSelector,
 )
-from changegate.kinds.http.schema import SetValues
+from changegate.kinds.http.schema import SetValuesOperations
 
 if TYPE_CHECKING:
     from changegate.settings import Settings
@@ -24,15 +24,10 @@ class CommandKind:
     name = "command"
     description = "Executables with a JSON contract on stdin/stdout (Terraform, Ansible, CLIs)."
     selector = CommandSelector
-    operations: Mapping[str, Operation] = {
-        "set_values": Operation(
-            name="set_values",
-            description="Set keys of each unit's state to JSON scalars; the executable plans, "
-            "applies and reverts.",
-            parameters=SetValues,
-            operation_class="config",
-        )
-    }
+    operations: Mapping[str, Operation] = SetValuesOperations(
+        "Set keys of each unit's state to JSON scalars; the executable plans, applies and reverts.",
+        lambda: [target.keys for target in CommandKindSettings().targets.values()],
+    )
     metrics: Mapping[str, Metric] = {
         "error_rate": Metric(
             name="error_rate",

@@ -29,7 +29,7 @@ from changegate.kinds.command.schema import (
     ReadAnswer,
     WriteAnswer,
 )
-from changegate.kinds.http.provider import parameters
+from changegate.kinds.http.provider import outside_keys, parameters
 from changegate.models import (
     ChangePlan,
     ChangeRequest,
@@ -157,6 +157,7 @@ class CommandProvider:
         if not observation.units:
             raise TargetNotFound(f"{target.label()} has no units to change")
         name = target.selector[COMMAND]
+        outside_keys(values, self.command(name).keys, where=f"command target {name!r}")
         answer = await call(
             name,
             self.command(name),

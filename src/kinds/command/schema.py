@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from changegate.kinds.http.schema import check_declared
+
 CONTRACT = "changegate.command/v1"
 """The `contract` field of every request; an executable may refuse versions it does not know."""
 
@@ -49,6 +51,11 @@ class CommandTarget(BaseModel):
         default_factory=list, description="Worker environment variables passed through."
     )
     cwd: str | None = Field(default=None, description="Working directory (absolute).")
+    keys: list[str] | None = Field(
+        default=None,
+        description="The keys set_values may set; any key (the executable's plan decides) "
+        "when absent.",
+    )
 
     @field_validator("argv")
     @classmethod
@@ -67,6 +74,11 @@ class CommandTarget(BaseModel):
             if not _ENV_NAME.fullmatch(name):
                 raise ValueError(f"env_allowlist entry {name!r} is not a variable name")
         return value
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str] | None) -> list[str] | None:
+        return check_declared(value)
 
     @field_validator("cwd")
     @classmethod

@@ -2,7 +2,9 @@
 
 Endpoints come from settings (`CHANGEGATE_HTTP_ENDPOINTS`), never from a request; a selector
 names one (`{"endpoint": "flags", "instances": "a,b"}`). Reads are GET plus a JSON pointer,
-writes PUT or PATCH with an `Idempotency-Key` header; `set_values` sets JSON scalars.
+writes PUT or PATCH with an `Idempotency-Key` header; `set_values` sets JSON scalars. When
+every endpoint lists the `keys` `set_values` may set, a key none of them lists is refused, by
+name, before the workflow starts (and a key its own endpoint does not list, when planning).
 """
 
 from __future__ import annotations

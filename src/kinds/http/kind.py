@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from changegate.kinds.base import Metric, Operation
 from changegate.kinds.http.health import HttpHealthSource
 from changegate.kinds.http.provider import HttpProvider
-from changegate.kinds.http.schema import HttpKindSettings, HttpSelector, SetValues
+from changegate.kinds.http.schema import HttpKindSettings, HttpSelector, SetValuesOperations
 
 if TYPE_CHECKING:
     from changegate.settings import Settings
@@ -20,15 +20,11 @@ class HttpKind:
     name = "http"
     description = "A JSON config API: units are URLs or list items, read by JSON pointer."
     selector = HttpSelector
-    operations: Mapping[str, Operation] = {
-        "set_values": Operation(
-            name="set_values",
-            description="Set top-level keys of each unit's config to JSON scalars; reverted by "
-            "writing the old values back.",
-            parameters=SetValues,
-            operation_class="config",
-        )
-    }
+    operations: Mapping[str, Operation] = SetValuesOperations(
+        "Set top-level keys of each unit's config to JSON scalars; reverted by writing the old "
+        "values back.",
+        lambda: [endpoint.keys for endpoint in HttpKindSettings().endpoints.values()],
+    )
     metrics: Mapping[str, Metric] = {
         "error_rate": Metric(
             name="error_rate",

@@ -163,13 +163,16 @@ class HttpProvider:
 
     async def plan(self, request: ChangeRequest, observation: TargetObservation) -> ChangePlan:
         """Per-unit before/after of the keys `set_values` sets, canary first."""
-        label = self.resolve(request.target).label()
+        target = self.resolve(request.target)
+        label = target.label()
         if observation.target_label != label:
             raise UnsupportedOperation(
                 f"the observation is of {observation.target_label}, not of {label}; "
                 f"observe {label} and plan from that observation"
             )
         values = parameters(request.change.operation, request.change.parameters)
+        name = target.selector[ENDPOINT]
+        outside_keys(values, self.endpoint(name).keys, where=f"endpoint {name!r}")
         if not observation.units:
             raise TargetNotFound(f"{label} has no units to change")
         known = set.intersection(*(set(u.state) for u in observation.units))
@@ -345,6 +348,20 @@ def parameters(operation: str, raw: Mapping[str, JsonValue]) -> dict[str, JsonVa
             for e in exc.errors()
         )
         raise UnsupportedOperation(f"set_values parameters are not valid: {problems}") from None
+
+
+def outside_keys(
+    values: Mapping[str, JsonValue], declared: list[str] | None, *, where: str
+) -> None:
+    """`UnsupportedOperation` if `values` sets a key outside the target's `declared` keys."""
+    if declared is None:
+        return
+    outside = sorted(set(values) - set(declared))
+    if outside:
+        raise UnsupportedOperation(
+            f"key(s) {', '.join(outside)} are not keys {where} declares; it declares "
+            f"{', '.join(declared) or 'none'}"
+        )
 
 
 def _check_config(name: str, endpoint: HttpEndpoint) -> None:

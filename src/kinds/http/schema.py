@@ -7,9 +7,11 @@ changegate anywhere the operator did not.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -17,15 +19,17 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from changegate.kinds.base import Parameters
+from changegate.kinds.base import Operation, Parameters
 from changegate.kinds.http.pointer import PointerError, tokens
 
 UNIT_PLACEHOLDER = "{unit}"
+SET_VALUES = "set_values"
 
 
 def _scalar(value: JsonValue) -> JsonValue:
@@ -80,6 +84,96 @@ class SetValues(Parameters):
         return dict(self.model_extra or {})
 
 
+class DeclaredValues(Parameters):
+    """`set_values` over the keys the operator declared (`keys` in a target's settings).
+
+    Each declared key is an optional JSON scalar; any other key is refused, naming it, before
+    the workflow starts. Built per set of keys by `set_values_schema`.
+    """
+
+    @model_validator(mode="after")
+    def _some(self) -> DeclaredValues:
+        if not self.model_fields_set:
+            keys = ", ".join(self.keys_by_field().values()) or "none"
+            raise ValueError(f"set_values needs at least one key to set; the keys are: {keys}")
+        return self
+
+    @classmethod
+    def keys_by_field(cls) -> dict[str, str]:
+        """Each declared key by the name of its field."""
+        return {name: field.alias or name for name, field in cls.model_fields.items()}
+
+    def values(self) -> dict[str, JsonValue]:
+        """The keys to set and their values."""
+        keys = self.keys_by_field()
+        return {keys[name]: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+def check_declared(keys: list[str] | None) -> list[str] | None:
+    """`keys` if each is a config key `set_values` can set (a settings validator)."""
+    for key in keys or []:
+        if not _VALUE_KEY.fullmatch(key):
+            raise ValueError(
+                f"key {key[:80]!a} is not a config key: 1-128 ASCII letters, digits, '_', '.' "
+                "or '-', starting with a letter or '_'"
+            )
+    return keys
+
+
+def set_values_schema(declared: Iterable[list[str] | None]) -> type[Parameters]:
+    """The `set_values` schema for targets declaring these keys (None: any key).
+
+    The keys of every target when each declares its own, so a key no target has is refused
+    by name before the workflow starts; `SetValues` (any key, checked when planning) when a
+    target leaves its keys open or none is configured.
+    """
+    per_target = list(declared)
+    if not per_target or any(keys is None for keys in per_target):
+        return SetValues
+    return _declared(tuple(sorted({key for keys in per_target for key in keys or []})))
+
+
+class SetValuesOperations(Mapping[str, Operation]):
+    """A kind's one operation, `set_values`, its schema from the targets configured now.
+
+    The settings are read at each lookup, as the kind's provider reads them when it is built:
+    `declared` gives each configured target's `keys` (see `set_values_schema`).
+    """
+
+    def __init__(
+        self, description: str, declared: Callable[[], Iterable[list[str] | None]]
+    ) -> None:
+        """`set_values` described as `description`, its keys from `declared()`."""
+        self._description = description
+        self._declared = declared
+
+    def __getitem__(self, name: str) -> Operation:
+        if name != SET_VALUES:
+            raise KeyError(name)
+        return Operation(
+            name=SET_VALUES,
+            description=self._description,
+            parameters=set_values_schema(self._declared()),
+            operation_class="config",
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((SET_VALUES,))
+
+    def __len__(self) -> int:
+        return 1
+
+
+@functools.cache
+def _declared(keys: tuple[str, ...]) -> type[DeclaredValues]:
+    # Fields are named by position, each key its alias: a key may be any config key (`a.b`,
+    # `values`) without clashing with Python or pydantic names.
+    fields: dict[str, Any] = {
+        f"key_{index}": (Scalar, Field(default=None, alias=key)) for index, key in enumerate(keys)
+    }
+    return create_model("SetValues", __base__=DeclaredValues, **fields)
+
+
 def _path(value: str, *, needs_unit: bool) -> str:
     if not value.startswith("/") or "?" in value or "#" in value or ".." in value:
         raise ValueError(f"path {value!r} must start with '/' and hold no '?', '#' or '..'")
@@ -117,6 +211,11 @@ class HttpEndpoint(BaseModel):
     healthy_value: JsonValue = "healthy"
     health_path: str | None = Field(default=None, description="A unit's health document.")
     health_pointers: dict[str, str] = Field(default_factory=dict)
+    keys: list[str] | None = Field(
+        default=None,
+        description="The config keys set_values may set; any key (checked when planning) "
+        "when absent.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -146,6 +245,11 @@ class HttpEndpoint(BaseModel):
         for pointer in value.values():
             _pointer(pointer)
         return value
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str] | None) -> list[str] | None:
+        return check_declared(value)
 
     @model_validator(mode="after")
     def _units_from_one_place(self) -> HttpEndpoint:

@@ -11,9 +11,17 @@ check compares like with like. `None` means absent (an env var or a limit that i
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    Field,
+    JsonValue,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 from changegate.kinds.base import Operation, Parameters
 from changegate.kinds.kubernetes import quantities
@@ -30,20 +38,41 @@ CONFIG_RESTART = "config_restart"
 RESTART_ANNOTATION = "changegate.io/config-restart"
 
 
-class SetImage(Parameters):
+class OperationParameters(Parameters):
+    """An operation's parameters: an unknown key is refused first, by name.
+
+    Otherwise `{"replica": 5}` for `scale` would be refused as "replicas: missing", hiding
+    the misspelt key the caller sent.
+    """
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _unknown_keys_first(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if isinstance(data, dict):
+            unknown: list[InitErrorDetails] = [
+                {"type": "extra_forbidden", "loc": (key,), "input": value}
+                for key, value in data.items()
+                if key not in cls.model_fields
+            ]
+            if unknown:
+                raise ValidationError.from_exception_data(cls.__name__, unknown)
+        return handler(data)
+
+
+class SetImage(OperationParameters):
     """Deploy a new image to one container."""
 
     container: ContainerName
     image: Annotated[str, Field(pattern=_IMAGE, max_length=512)]
 
 
-class Scale(Parameters):
+class Scale(OperationParameters):
     """Set the workload's replica count."""
 
     replicas: Annotated[int, Field(ge=0, le=1000)]
 
 
-class SetEnv(Parameters):
+class SetEnv(OperationParameters):
     """Set (a string) or remove (null) literal environment variables of one container."""
 
     container: ContainerName
@@ -76,7 +105,7 @@ class ResourceValues(Parameters):
         return value
 
 
-class SetResources(Parameters):
+class SetResources(OperationParameters):
     """Set one container's resource requests and limits."""
 
     container: ContainerName
@@ -95,7 +124,7 @@ class SetResources(Parameters):
         return self
 
 
-class SetConfigKey(Parameters):
+class SetConfigKey(OperationParameters):
     """Set one key of a ConfigMap the workload uses, then restart the workload's pods."""
 
     configmap: Annotated[str, Field(pattern=_DNS_LABEL)]

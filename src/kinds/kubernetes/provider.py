@@ -9,12 +9,19 @@ few fields of the plan and nothing else, and its managedFields entry still names
 
 A unit counts as applied when its rollout completes (see `state.progress`); a progress
 deadline exceeded, or changegate's own wait running out, is a typed `RolloutFailed`.
+
+Kubernetes has no idempotency keys, so the provider remembers the keys of the writes it made
+(the last `KEYS_KEPT`, in this process): a repeated key writes nothing and only waits for the
+rollout, even after the unit was moved since (an apply's key again after its revert). A key
+this process has not seen (a restarted worker) is still safe from a blind rewrite: the write
+is three-way and patches only fields that are at the step's start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from pydantic import JsonValue
@@ -37,6 +44,9 @@ from changegate.models import (
 from changegate.models.request import UNIT_FILTER
 from changegate.providers.phasing import phase_name, split_phases
 
+KEYS_KEPT = 10_000
+"""How many idempotency keys of writes made a provider remembers (the oldest are forgotten)."""
+
 
 class KubernetesProvider:
     """Reads and changes Deployments and StatefulSets through the Kubernetes API."""
@@ -54,6 +64,7 @@ class KubernetesProvider:
         self._clusters = clusters
         self._timeout = rollout_timeout_seconds
         self._interval = poll_interval_seconds
+        self._written: OrderedDict[tuple[str, ...], None] = OrderedDict()
 
     def resolve(self, target: Target) -> Target:
         """The canonical target, or `InvalidTarget` (see `selector.resolve`)."""
@@ -141,11 +152,15 @@ class KubernetesProvider:
 
     async def apply(self, target: Target, unit: UnitChange, *, idempotency_key: str) -> None:
         """Patch the workload to `unit.after` and wait until its rollout completes."""
-        await self._write(target, unit.unit_id, start=unit.before, goal=unit.after)
+        await self._write(
+            target, unit.unit_id, start=unit.before, goal=unit.after, key=idempotency_key
+        )
 
     async def revert(self, target: Target, unit: UnitChange, *, idempotency_key: str) -> None:
         """Patch the workload back to `unit.before` and wait until its rollout completes."""
-        await self._write(target, unit.unit_id, start=unit.after, goal=unit.before)
+        await self._write(
+            target, unit.unit_id, start=unit.after, goal=unit.before, key=idempotency_key
+        )
 
     async def _write(
         self,
@@ -154,10 +169,16 @@ class KubernetesProvider:
         *,
         start: dict[str, JsonValue],
         goal: dict[str, JsonValue],
+        key: str,
     ) -> None:
         target = self.resolve(target)
         s = target.selector
         context, namespace, kind = s[sel.CONTEXT], s[sel.NAMESPACE], s[sel.WORKLOAD]
+        done = (context, namespace, kind, unit_id, key)
+        if done in self._written:
+            # This key's write was made: answer again, change nothing.
+            await self._wait_for_rollout(target, unit_id)
+            return
         workload = await self._workload(target, unit_id)
         state = await self._state(target, workload)
         todo = {k: v for k, v in goal.items() if state.get(k) != v}
@@ -167,7 +188,7 @@ class KubernetesProvider:
                 f"{kind} {namespace}/{unit_id} in {context} has {moved}, neither the step's "
                 f"start nor its goal: someone else changed it, so nothing was written"
             )
-        # A repeated key finds nothing left to write and only waits for the rollout.
+        # A unit already at the goal (a step retried after it landed) only waits.
         if todo:
             planned = patches(todo, workload["metadata"]["resourceVersion"])
             for name, body in planned.configmaps.items():
@@ -180,6 +201,9 @@ class KubernetesProvider:
                 await self._clusters.patch(
                     context, kind, unit_id, planned.workload, namespace=namespace
                 )
+        self._written[done] = None
+        while len(self._written) > KEYS_KEPT:
+            self._written.popitem(last=False)
         await self._wait_for_rollout(target, unit_id)
 
     async def _wait_for_rollout(self, target: Target, unit_id: str) -> None:
