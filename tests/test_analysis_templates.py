@@ -264,7 +264,7 @@ def templated_source(
         return httpx.Response(200, json=answer(query))
 
     return PrometheusSource(
-        "http://prometheus.test:9090",
+        "http://127.0.0.1:9090",
         templates=parse_policy(POLICY).analysis_templates,
         defaults=defaults,
         transport=httpx.MockTransport(handler),
@@ -338,4 +338,4 @@ async def test_an_unknown_template_names_the_known_ones() -> None:
 
 def test_a_bad_kind_default_query_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="default query of metric 'rss'"):
-        PrometheusSource("http://p.test", defaults={"rss": "m{p={{unit}}}"})
+        PrometheusSource("http://127.0.0.1:9", defaults={"rss": "m{p={{unit}}}"})

@@ -443,7 +443,7 @@ def test_metrics_round_trip_through_the_parser(version: str) -> None:
 
 def test_malformed_metrics_text_is_a_health_source_error() -> None:
     with pytest.raises(HealthSourceError, match="not valid Prometheus text"):
-        parse('fleet_error_ratio{instance="unterminated} 1\n', source="http://fleet/metrics")
+        parse('fleet_error_ratio{instance="unterminated} 1\n', source="http://127.0.0.1:9/metrics")
 
 
 def test_metrics_filter_by_service_and_instance() -> None:

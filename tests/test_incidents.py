@@ -100,7 +100,7 @@ async def fleet_did_not_answer() -> str:
     def drop(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    provider = FleetProvider("http://fleet.test", transport=httpx.MockTransport(drop))
+    provider = FleetProvider("http://127.0.0.1:9", transport=httpx.MockTransport(drop))
     unit = UnitChange(unit_id="checkout-0", phase="canary", before={}, after={"pool_size": 24})
     try:
         with pytest.raises(TargetUnavailable) as caught:

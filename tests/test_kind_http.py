@@ -269,7 +269,7 @@ def mapped(status: int, body: bytes = b'{"error": "told so"}') -> HttpProvider:
 
     endpoints = {
         "flags": HttpEndpoint.model_validate(
-            {"url": "http://flags.test", "units": ["a"], "item_path": "/flags/{unit}"}
+            {"url": "http://127.0.0.1:9", "units": ["a"], "item_path": "/flags/{unit}"}
         )
     }
     return HttpProvider(endpoints, transport=httpx.MockTransport(answer))
@@ -308,7 +308,7 @@ async def test_a_slow_endpoint_is_a_timeout() -> None:
 
     endpoints = {
         "flags": HttpEndpoint.model_validate(
-            {"url": "http://flags.test", "units": ["a"], "item_path": "/flags/{unit}"}
+            {"url": "http://127.0.0.1:9", "units": ["a"], "item_path": "/flags/{unit}"}
         )
     }
     provider = HttpProvider(endpoints, transport=httpx.MockTransport(slow))
@@ -326,7 +326,7 @@ async def test_the_token_comes_from_the_named_variable(monkeypatch: pytest.Monke
     endpoints = {
         "flags": HttpEndpoint.model_validate(
             {
-                "url": "http://flags.test",
+                "url": "http://127.0.0.1:9",
                 "units": ["a"],
                 "item_path": "/flags/{unit}",
                 "token_env": "FLAGS_TOKEN",

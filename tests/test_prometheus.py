@@ -52,7 +52,7 @@ def vector(at: float, values: dict[str, float | str]) -> dict[str, Any]:
 
 def source(handler: Handler, **kwargs: Any) -> PrometheusSource:
     return PrometheusSource(
-        "http://prometheus.test:9090/", transport=httpx.MockTransport(handler), **kwargs
+        "http://127.0.0.1:9090/", transport=httpx.MockTransport(handler), **kwargs
     )
 
 
@@ -150,7 +150,7 @@ async def test_error_status_is_a_health_source_error() -> None:
     message = str(caught.value)
     assert "HTTP 400" in message
     assert "bad_data: parse error at 3" in message
-    assert "prometheus.test:9090/api/v1/query" in message
+    assert "127.0.0.1:9090/api/v1/query" in message
     assert "check" in message
     assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
 
@@ -256,8 +256,8 @@ async def test_custom_templates_and_kind() -> None:
 
 def test_max_age_needs_a_timestamp_query_for_every_metric() -> None:
     with pytest.raises(ConfigurationError, match=r"error_rate.*timestamp_queries"):
-        PrometheusSource("http://prometheus.test", queries={"error_rate": "up"}, max_age_seconds=10)
-    assert PrometheusSource("http://prometheus.test", max_age_seconds=10).kind == "fleet"
+        PrometheusSource("http://127.0.0.1", queries={"error_rate": "up"}, max_age_seconds=10)
+    assert PrometheusSource("http://127.0.0.1", max_age_seconds=10).kind == "fleet"
 
 
 # --- end to end: a real Prometheus scraping the real fleet -----------------------------------

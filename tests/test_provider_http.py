@@ -22,7 +22,7 @@ from changegate.errors import (
 from changegate.kinds.fleet import FleetProvider
 from changegate.models import Target, UnitChange
 
-FLEET_URL = "http://fleet.test"
+FLEET_URL = "http://127.0.0.1:9"
 TARGET = Target(kind="fleet", selector={"service": "checkout"})
 UNIT = UnitChange(unit_id="checkout-0", phase="canary", before={"pool_size": 20}, after={})
 

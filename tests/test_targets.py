@@ -15,7 +15,7 @@ from changegate.kinds.fleet import FleetProvider
 from changegate.models import ChangePlan, ChangeRequest, Target, TargetObservation, UnitChange
 from changegate.providers import Provider, ProviderRegistry, ReadOnlyProvider
 
-FLEET_URL = "http://fleet.invalid"
+FLEET_URL = "http://127.0.0.1:9"
 
 
 def _target(**selector: str) -> Target:
@@ -237,7 +237,7 @@ def test_a_resolved_label_is_the_label_of_an_accepted_target() -> None:
 
 def test_providers_satisfy_the_protocols_and_build_without_a_network() -> None:
     # No event loop and an unroutable URL: constructing must not connect.
-    provider = FleetProvider("http://fleet.invalid:1")
+    provider = FleetProvider("http://127.0.0.1:9")
     assert isinstance(provider, ReadOnlyProvider)
     assert isinstance(provider, Provider)
     registry = ProviderRegistry([provider])
