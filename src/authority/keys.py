@@ -26,7 +26,7 @@ def load_signing_key(settings: Settings) -> bytes:
         if len(key) < _MIN_BYTES:
             raise ConfigurationError(
                 f"CHANGEGATE_SIGNING_KEY is {len(key)} bytes; use at least {_MIN_BYTES} "
-                "random bytes (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+                "random bytes (e.g. `openssl rand -hex 32`)"
             )
         return key
     path = settings.data_dir / KEY_FILE
