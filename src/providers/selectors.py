@@ -13,8 +13,11 @@ import unicodedata
 from collections.abc import Collection, Mapping
 
 from changegate.errors import InvalidTarget
+from changegate.models import Target
+from changegate.models.request import UNIT_FILTER
 
 SELECTOR_RULE = "target.selector"
+UNIT_RULE = "target.unit"
 KIND_RULE = "target.kind"
 
 # An RFC 1123 label, as DNS hosts and Kubernetes names use it. Explicit ranges match ASCII
@@ -120,6 +123,36 @@ def label_list(
                 would_pass=f"{field} such as {example!r}",
             )
     return ",".join(sorted(set(entries)))
+
+
+def is_label(value: str) -> bool:
+    """True if `value` is a DNS label (an id a kind may use for a unit)."""
+    try:
+        dns_label(value, field="name", noun="name", example="a")
+    except InvalidTarget:
+        return False
+    return True
+
+
+def selected_units(canonical: Target) -> set[str] | None:
+    """The unit ids a canonical target's `instances` filter selects; None when it has none."""
+    raw = canonical.selector.get(UNIT_FILTER)
+    return set(raw.split(",")) if raw is not None else None
+
+
+def selected_unit(canonical: Target, unit_id: str, *, noun: str, example: str) -> str:
+    """`unit_id` if it is a valid id the canonical target selects, else `InvalidTarget`."""
+    unit = dns_label(unit_id, field="unit_id", noun=noun, example=example, rule=UNIT_RULE)
+    wanted = selected_units(canonical)
+    if wanted is not None and unit not in wanted:
+        raise InvalidTarget(
+            rule=UNIT_RULE,
+            field="unit_id",
+            reason=f"unit_id {unit!r} is not selected by {canonical.label()} with "
+            f"{selector_field(UNIT_FILTER)} {canonical.selector[UNIT_FILTER]!r}",
+            would_pass=f"one of the selected units: {canonical.selector[UNIT_FILTER]}",
+        )
+    return unit
 
 
 def _problem(value: object) -> str:

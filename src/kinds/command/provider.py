@@ -46,13 +46,15 @@ from changegate.providers.selectors import (
     SELECTOR_RULE,
     check_keys,
     dns_label,
+    is_label,
     label_list,
+    selected_unit,
+    selected_units,
     selector_field,
 )
 
 KIND = "command"
 COMMAND = "command"
-UNIT_RULE = "target.unit"
 _EXAMPLE = "{'command': 'tfvars'}"
 
 
@@ -121,7 +123,7 @@ class CommandProvider:
         """The executable's `observe`: the selected units, their state and health."""
         target = self.resolve(target)
         name = target.selector[COMMAND]
-        wanted = _wanted(target)
+        wanted = selected_units(target)
         units: JsonValue = None if wanted is None else [*sorted(wanted)]
         answer = await call(name, self.command(name), "observe", {"units": units}, ObserveAnswer)
         ids = [_answered_id(unit.id, name=name) for unit in answer.units]
@@ -230,15 +232,6 @@ class CommandProvider:
         )
 
 
-def is_label(value: str) -> bool:
-    """True if `value` is a DNS label."""
-    try:
-        dns_label(value, field="name", noun="name", example="a")
-    except InvalidTarget:
-        return False
-    return True
-
-
 def _answered_id(unit: str, *, name: str) -> str:
     if not is_label(unit):
         raise ProviderError(
@@ -248,20 +241,5 @@ def _answered_id(unit: str, *, name: str) -> str:
     return unit
 
 
-def _wanted(canonical: Target) -> set[str] | None:
-    raw = canonical.selector.get(UNIT_FILTER)
-    return set(raw.split(",")) if raw is not None else None
-
-
 def _unit(canonical: Target, unit_id: str) -> str:
-    unit = dns_label(unit_id, field="unit_id", noun="unit id", example="a", rule=UNIT_RULE)
-    wanted = _wanted(canonical)
-    if wanted is not None and unit not in wanted:
-        raise InvalidTarget(
-            rule=UNIT_RULE,
-            field="unit_id",
-            reason=f"unit_id {unit!r} is not selected by {canonical.label()} with "
-            f"{selector_field(UNIT_FILTER)} {canonical.selector[UNIT_FILTER]!r}",
-            would_pass=f"one of the selected units: {canonical.selector[UNIT_FILTER]}",
-        )
-    return unit
+    return selected_unit(canonical, unit_id, noun="unit id", example="a")

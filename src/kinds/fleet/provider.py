@@ -39,12 +39,13 @@ from changegate.providers.selectors import (
     check_keys,
     dns_label,
     label_list,
+    selected_unit,
+    selected_units,
     selector_field,
 )
 
 OPERATIONS = ("set_config",)
 SERVICE = "service"
-UNIT_RULE = "target.unit"
 
 
 class FleetProvider:
@@ -105,7 +106,7 @@ class FleetProvider:
         target = self.resolve(target)
         service = target.selector[SERVICE]
         body = await self._request("GET", _path("services", service))
-        wanted = _instances(target)
+        wanted = selected_units(target)
         units = [
             UnitObservation(
                 unit_id=inst["instance"],
@@ -228,29 +229,6 @@ class FleetProvider:
         return body
 
 
-def _instances(canonical: Target) -> set[str] | None:
-    raw = canonical.selector.get(UNIT_FILTER)
-    return set(raw.split(",")) if raw is not None else None
-
-
-def _unit(canonical: Target, unit_id: str) -> str:
-    """`unit_id` if it is an instance id the canonical target selects."""
-    service = canonical.selector[SERVICE]
-    unit = dns_label(
-        unit_id, field="unit_id", noun="fleet instance id", example=f"{service}-0", rule=UNIT_RULE
-    )
-    wanted = _instances(canonical)
-    if wanted is not None and unit not in wanted:
-        raise InvalidTarget(
-            rule=UNIT_RULE,
-            field="unit_id",
-            reason=f"unit_id {unit!r} is not selected by {canonical.label()} with "
-            f"{selector_field(UNIT_FILTER)} {canonical.selector[UNIT_FILTER]!r}",
-            would_pass=f"one of the selected instances: {canonical.selector[UNIT_FILTER]}",
-        )
-    return unit
-
-
 def _path(*segments: str) -> str:
     # Segments are validated already. Quoting still keeps a '/', '%' or '?' that slipped past
     # from reshaping the URL; it cannot help with '.' and '..', which only validation stops.
@@ -262,3 +240,9 @@ def _error_text(response: httpx.Response) -> str:
         return str(response.json().get("error", response.text))
     except ValueError:
         return response.text
+
+
+def _unit(canonical: Target, unit_id: str) -> str:
+    """`unit_id` if it is an instance id the canonical target selects."""
+    example = f"{canonical.selector[SERVICE]}-0"
+    return selected_unit(canonical, unit_id, noun="fleet instance id", example=example)

@@ -45,14 +45,16 @@ from changegate.providers.selectors import (
     LABEL_RULE,
     check_keys,
     dns_label,
+    is_label,
     label_list,
+    selected_unit,
+    selected_units,
     selector_field,
 )
 
 KIND = "http"
 ENDPOINT = "endpoint"
 OPERATION = "set_values"
-UNIT_RULE = "target.unit"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _EXAMPLE = "{'endpoint': 'flags'}"
 
@@ -139,7 +141,7 @@ class HttpProvider:
         target = self.resolve(target)
         endpoint = self.endpoint(target.selector[ENDPOINT])
         ids = await self._unit_ids(endpoint)
-        wanted = _wanted(target)
+        wanted = selected_units(target)
         if wanted is not None:
             missing = sorted(wanted - set(ids))
             if missing:
@@ -242,7 +244,7 @@ class HttpProvider:
         ids = []
         for item in items:
             unit = _find(item, endpoint.id_pointer, what="id_pointer", path=endpoint.list_path)
-            if not isinstance(unit, str) or not _is_label(unit):
+            if not isinstance(unit, str) or not is_label(unit):
                 raise ProviderError(
                     f"GET {endpoint.list_path} lists the unit id {str(unit)[:80]!a}, which "
                     f"changegate cannot use: a unit id is {LABEL_RULE}"
@@ -365,38 +367,11 @@ def outside_keys(
 
 
 def _check_config(name: str, endpoint: HttpEndpoint) -> None:
-    if not _is_label(name):
+    if not is_label(name):
         raise ConfigurationError(f"http endpoint name {name!a} is not {LABEL_RULE}")
     for unit in endpoint.units or []:
-        if not _is_label(unit):
+        if not is_label(unit):
             raise ConfigurationError(f"endpoint {name!r}: unit id {unit!a} is not {LABEL_RULE}")
-
-
-def _is_label(value: str) -> bool:
-    try:
-        dns_label(value, field="unit", noun="unit", example="a")
-    except InvalidTarget:
-        return False
-    return True
-
-
-def _wanted(canonical: Target) -> set[str] | None:
-    raw = canonical.selector.get(UNIT_FILTER)
-    return set(raw.split(",")) if raw is not None else None
-
-
-def _unit(canonical: Target, unit_id: str) -> str:
-    unit = dns_label(unit_id, field="unit_id", noun="unit id", example="a", rule=UNIT_RULE)
-    wanted = _wanted(canonical)
-    if wanted is not None and unit not in wanted:
-        raise InvalidTarget(
-            rule=UNIT_RULE,
-            field="unit_id",
-            reason=f"unit_id {unit!r} is not selected by {canonical.label()} with "
-            f"{selector_field(UNIT_FILTER)} {canonical.selector[UNIT_FILTER]!r}",
-            would_pass=f"one of the selected units: {canonical.selector[UNIT_FILTER]}",
-        )
-    return unit
 
 
 def _find(document: JsonValue, pointer: str, *, what: str, path: str) -> JsonValue:
@@ -436,3 +411,7 @@ def _text(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return str(body["error"])[:300]
     return response.text[:300]
+
+
+def _unit(canonical: Target, unit_id: str) -> str:
+    return selected_unit(canonical, unit_id, noun="unit id", example="a")
