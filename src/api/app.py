@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from changegate.api import changes as change_routes
-from changegate.api import operations, web
+from changegate.api import health, operations, web
 from changegate.api.errors import install_error_handlers
 from changegate.api.limits import MAX_BODY_BYTES, BodyLimit
 from changegate.api.pages import templates
@@ -25,8 +25,10 @@ __all__ = ["api_server", "create_app", "running_api"]
 
 _DESCRIPTION = """\
 Agents submit change requests and follow them; approvers decide on them; operators read
-incidents and pull kill switches. Every call needs `Authorization: Bearer <token>` (tokens
-come from `changegate token create`). Every error answers
+incidents and pull kill switches. Every call under `/api/v1` needs
+`Authorization: Bearer <token>` (tokens come from `changegate token create`); `/healthz`
+(the process answers) and `/readyz` (the audit store and Temporal answer; 503 if not) need
+none. Every error answers
 `{"error": {"rule": ..., "reason": ..., "would_pass": ...}}`; invalid bodies add `fields`,
 each with its dotted `path`.
 """
@@ -45,6 +47,7 @@ def create_app(*, settings: Settings, changes: ChangeService) -> FastAPI:
     app.state.templates = templates
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.include_router(health.router)
     app.include_router(change_routes.router)
     app.include_router(operations.router)
     app.include_router(web.router)

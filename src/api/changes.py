@@ -26,6 +26,7 @@ from changegate.models import (
     Control,
     DecisionRequest,
     DecisionVerdict,
+    Outcome,
     Stage,
 )
 from changegate.service.visibility import change_query
@@ -111,6 +112,9 @@ async def list_changes(
     agent: _Filter = None,
     target: _Filter = None,
     stage: Stage | None = None,
+    outcome: Annotated[
+        Outcome | None, Query(description="Only changes that ended so (DONE, ROLLED_BACK, ...).")
+    ] = None,
     pending: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[ChangeRef]:
@@ -142,7 +146,7 @@ async def list_changes(
         agent = principal.agent_id
     if pending:
         stage = Stage.AWAITING_APPROVAL
-    query = change_query(agent=agent, target=target, stage=stage)
+    query = change_query(agent=agent, target=target, stage=stage, outcome=outcome)
     return await svc.changes.list(query, limit=limit)
 
 

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
-from typing import IO
+from enum import StrEnum
+from typing import IO, Any, TypeVar
 
 import click
 import yaml
 from pydantic import ValidationError
 
 from changegate.cli.context import (
+    EXAMPLE_HINT,
     EXIT_INVALID,
     EXIT_OUTCOME,
+    EXIT_UNREACHABLE,
     Context,
     fail,
     pass_context,
     run,
+    validation_fields,
     validation_message,
 )
 from changegate.cli.output import emit_json, show_status, state_label, table, timeline_line
 from changegate.client.http import Control as ControlVerb
-from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage
+from changegate.models import ChangeRef, ChangeRequest, ChangeStatus, Outcome, Stage
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def load_request(stream: IO[str], *, source: str) -> ChangeRequest:
@@ -28,32 +34,85 @@ def load_request(stream: IO[str], *, source: str) -> ChangeRequest:
     try:
         raw = yaml.safe_load(stream.read())
     except yaml.YAMLError as exc:
-        fail(f"{source} is neither valid YAML nor JSON: {exc}", EXIT_INVALID)
+        fail(
+            f"{source} is neither valid YAML nor JSON: {exc}",
+            EXIT_INVALID,
+            rule="request.malformed",
+            would_pass=EXAMPLE_HINT,
+        )
     if not isinstance(raw, dict):
         fail(
-            f"{source} must hold one change request object, not {type(raw).__name__}", EXIT_INVALID
+            f"{source} must hold one change request object, not {type(raw).__name__}",
+            EXIT_INVALID,
+            rule="request.malformed",
+            would_pass=EXAMPLE_HINT,
         )
     try:
         return ChangeRequest.model_validate(raw)
     except ValidationError as exc:
-        fail(validation_message(exc, source=source), EXIT_INVALID)
-    raise AssertionError("unreachable")
+        fields = validation_fields(exc)
+        fail(
+            validation_message(exc, source=source),
+            EXIT_INVALID,
+            rule="schema",
+            reason=f"{len(fields)} problem(s) in {source}; first: "
+            f"{fields[0]['path']}: {fields[0]['message']}",
+            would_pass=EXAMPLE_HINT,
+            fields=fields,
+        )
+
+
+def enum_filter(value: str | None, enum: type[E], *, flag: str) -> E | None:
+    """`value` as a member of `enum`, or exit 2 naming the members; None stays None."""
+    if value is None:
+        return None
+    try:
+        return enum(value.upper())
+    except ValueError:
+        members = ", ".join(enum)
+        fail(
+            f"{flag} {value!r} is not one of: {members}",
+            EXIT_INVALID,
+            rule="schema",
+            would_pass=f"{flag} with one of: {members}",
+            fields=[{"path": flag, "message": f"not one of {members} (got {value!r})"}],
+        )
 
 
 @click.command()
 @click.argument("file", type=click.File("r"))
 @click.option("--wait", is_flag=True, help="Block until the change ends; exit 1 unless DONE.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --wait: give up after SECONDS (exit 4); the change itself goes on.",
+)
 @pass_context
 @run
-async def submit(ctx: Context, file: IO[str], wait: bool) -> None:
-    """Submit a change request from FILE (YAML or JSON; `-` reads stdin)."""
+async def submit(ctx: Context, file: IO[str], wait: bool, timeout: float | None) -> None:  # noqa: ASYNC109 (a click option)
+    """Submit a change request from FILE (YAML or JSON; `-` reads stdin).
+
+    `changegate example [KIND]` prints a complete, commented request to start from.
+    """
+    if timeout is not None and not wait:
+        fail("--timeout applies only with --wait", EXIT_INVALID, would_pass="add --wait")
     source = "stdin" if file.name == "<stdin>" else file.name
     request = load_request(file, source=source)
     async with ctx.api() as changes:
         change_id = await changes.submit(request)
         if wait and not ctx.as_json:
             click.echo(f"submitted {change_id}; waiting for it to end")
-        final = await changes.wait(change_id) if wait else None
+        try:
+            final = await changes.wait(change_id, timeout=timeout) if wait else None
+        except TimeoutError:
+            fail(
+                f"{change_id} had not ended after {timeout:g}s; it goes on: "
+                f"`changegate watch {change_id}` follows it",
+                EXIT_UNREACHABLE,
+                rule="wait.timeout",
+                would_pass=f"a longer --timeout, or `changegate watch {change_id}`",
+                change_id=change_id,
+            )
     if final is None:
         if ctx.as_json:
             emit_json({"change_id": change_id, "url": ctx.settings.workflow_url(change_id)})
@@ -68,6 +127,8 @@ def _print_final(ctx: Context, status: ChangeStatus) -> None:
         emit_json(status.model_dump(mode="json"))
     else:
         click.echo(f"{status.change_id} ended {state_label(status)}")
+        if status.outcome != Outcome.DONE and status.halt_reason:
+            click.echo(f"why: {status.halt_reason}")
     if status.outcome != Outcome.DONE:
         raise SystemExit(EXIT_OUTCOME)
 
@@ -76,8 +137,17 @@ def _print_final(ctx: Context, status: ChangeStatus) -> None:
 @click.option("--pending", is_flag=True, help="Only changes awaiting approval.")
 @click.option("--agent", help="Only this agent's changes.")
 @click.option("--target", help="Only changes on this target label, e.g. fleet:service=checkout.")
-@click.option("--stage", help="Only changes in this stage (ENDED for finished ones).")
-@click.option("--limit", default=50, show_default=True)
+@click.option(
+    "--stage",
+    metavar="STAGE",
+    help="Only changes in this stage (ENDED for finished ones): " + ", ".join(Stage) + ".",
+)
+@click.option(
+    "--outcome",
+    metavar="OUTCOME",
+    help="Only changes that ended so: " + ", ".join(Outcome) + ".",
+)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @pass_context
 @run
 async def list_changes(
@@ -86,15 +156,23 @@ async def list_changes(
     agent: str | None,
     target: str | None,
     stage: str | None,
+    outcome: str | None,
     limit: int,
 ) -> None:
     """List changes, newest first (an agent token lists its own agent's)."""
-    if stage is not None and stage not in Stage.__members__:
-        fail(f"--stage {stage!r} is not a stage; stages: {', '.join(Stage)}", EXIT_INVALID)
+    filters: dict[str, Any] = {
+        "agent": agent,
+        "target": target,
+        "stage": enum_filter(stage, Stage, flag="--stage"),
+        "outcome": enum_filter(outcome, Outcome, flag="--outcome"),
+    }
+    params = {k: str(v) for k, v in filters.items() if v is not None}
     async with ctx.api() as changes:
-        refs = await changes.list_changes(
-            agent=agent, target=target, stage=stage, pending=pending, limit=limit
+        # The client's list_changes has no outcome filter yet; the API's query has.
+        found = await changes.call(
+            "GET", "/changes", params={**params, "pending": pending, "limit": limit}
         )
+    refs = [ChangeRef.model_validate(ref) for ref in found]
     if ctx.as_json:
         emit_json([r.model_dump(mode="json") for r in refs])
         return

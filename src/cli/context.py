@@ -7,6 +7,9 @@ field and what would pass); 3 no such change; 4 the API, Temporal, a worker or t
 unreachable; 5 refused by a rule (admission, a decision that does not count, a missing or
 unknown token): the message names the rule, why, and what would pass.
 
+With `--json` (or `-o json`, before or after the subcommand) an error is one JSON object on
+stderr, `{"error": {"rule", "reason", "would_pass"}}`: the API's error body, key for key.
+
 Commands for agents, approvers and operators talk to the API (the front door) with the
 caller's token; only the commands that run servers (`up`, `api`, `worker`, `demo`) and
 `token` (which writes the store directly) touch Temporal or the store themselves.
@@ -17,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -34,6 +38,15 @@ EXIT_UNREACHABLE = ExitCode.UNREACHABLE
 EXIT_REFUSED = ExitCode.REFUSED
 
 T = TypeVar("T")
+
+_RULE_BY_CODE: dict[int, str] = {
+    EXIT_OUTCOME: "outcome",
+    EXIT_INVALID: "schema",
+    EXIT_NOT_FOUND: "not_found",
+    EXIT_UNREACHABLE: "service.unavailable",
+    EXIT_REFUSED: "refused",
+}
+"""The rule an error names when nothing more precise does: the API's rule for the same case."""
 
 
 class Context:
@@ -56,21 +69,60 @@ class Context:
             click.echo(text)
 
 
-def fail(message: str, code: int) -> None:
-    """Print an error to stderr and exit with `code`."""
-    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+def current() -> Context | None:
+    """The invocation's `Context`, once the group has made it."""
+    click_ctx = click.get_current_context(silent=True)
+    return None if click_ctx is None else click_ctx.find_object(Context)
+
+
+def fail(
+    message: str,
+    code: int,
+    *,
+    rule: str | None = None,
+    reason: str | None = None,
+    would_pass: str = "",
+    **extra: Any,
+) -> NoReturn:
+    """Print an error to stderr and exit with `code`; under --json, the API's error body.
+
+    `message` is the text a person reads; `rule`, `reason` (default: `message`) and
+    `would_pass` fill the JSON body, `extra` adds keys to it (e.g. `fields`).
+    """
+    ctx = current()
+    if ctx is not None and ctx.as_json:
+        body = {
+            "rule": rule or _RULE_BY_CODE.get(code, "error"),
+            "reason": message if reason is None else reason,
+            "would_pass": would_pass,
+            **extra,
+        }
+        click.echo(json.dumps({"error": body}, sort_keys=True, default=str), err=True)
+    else:
+        click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
     raise SystemExit(code)
 
 
 def validation_message(exc: ValidationError, *, source: str) -> str:
     """Each error as `field.path: reason (got ...)`, one per line."""
     lines = [f"{source} is not a valid change request ({exc.error_count()} problem(s)):"]
+    lines += [f"  {field['path']}: {field['message']}" for field in validation_fields(exc)]
+    lines.append(EXAMPLE_HINT)
+    return "\n".join(lines)
+
+
+EXAMPLE_HINT = "run `changegate example [KIND]` for a complete, commented request"
+"""Where every error about a malformed request points."""
+
+
+def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
+    """Each error as `{"path", "message"}`, the shape of the API's `fields`."""
+    fields = []
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "(top level)"
         got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
-        lines.append(f"  {path}: {err['msg']}{got}")
-    lines.append("see `changegate submit --help` or the README for a complete example")
-    return "\n".join(lines)
+        fields.append({"path": path, "message": f"{err['msg']}{got}"})
+    return fields
 
 
 def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | None]:
@@ -82,10 +134,27 @@ def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | Non
             return asyncio.run(coro_fn(*args, **kwargs))
         except ChangegateError as exc:
             code = kind_of(exc).exit_code
-            fail(error_message(exc, code), code)
-        return None
+            reason = getattr(exc, "reason", None)
+            fail(
+                error_message(exc, code),
+                code,
+                rule=rule_of(exc),
+                reason=reason if isinstance(reason, str) else str(exc),
+                would_pass=str(getattr(exc, "would_pass", "") or ""),
+            )
 
     return wrapper
+
+
+def rule_of(exc: ChangegateError) -> str:
+    """The error's own rule, else its class's name: `TargetUnavailable` -> `target_unavailable`.
+
+    The API names a rule-less error the same way, so a script reads one vocabulary.
+    """
+    rule = getattr(exc, "rule", None)
+    if isinstance(rule, str):
+        return rule
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def error_message(exc: ChangegateError, code: ExitCode) -> str:

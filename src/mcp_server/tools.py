@@ -20,7 +20,7 @@ from changegate.mcp_server.views import (
     Proposal,
     WaitResult,
 )
-from changegate.models import ChangeRequest, ChangeStatus, Stage, Target
+from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage, Target
 from changegate.service import ChangeService
 from changegate.service.visibility import change_query
 
@@ -97,9 +97,13 @@ class ChangegateTools:
         stage: Annotated[
             Stage | None, Field(description="Only changes at this stage; ENDED for finished.")
         ] = None,
+        outcome: Annotated[
+            Outcome | None,
+            Field(description="Only changes that ended so: DONE, ROLLED_BACK, BLOCKED, ..."),
+        ] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> ChangeList:
-        """The caller's changes, newest first."""
+        """The caller's changes, newest first, each with its outcome once it has ended."""
         caller = await self._auth.caller()
         if not self._backend.settings.search_attributes:
             raise ToolError(
@@ -108,7 +112,9 @@ class ChangegateTools:
                 "returns and use get_change"
             )
         changes = await self._changes()
-        refs = await changes.list(change_query(agent=caller.agent_id, stage=stage), limit=limit)
+        refs = await changes.list(
+            change_query(agent=caller.agent_id, stage=stage, outcome=outcome), limit=limit
+        )
         return ChangeList(agent_id=caller.agent_id, changes=refs)
 
     async def observe_target(
