@@ -28,7 +28,7 @@ from changegate.store import (
     open_store,
     revoke_token,
 )
-from tests.support import make_request, wait_until
+from tests.support import Fleet, make_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +56,9 @@ def tokens(store: Store) -> dict[str, str]:
 
 
 @pytest.fixture
-async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
+async def http(api: str, fleet: Fleet) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session's API, with the fleet, incidents and kill switches reset
+    (another module's rollback must not freeze this module's targets)."""
     async with httpx.AsyncClient(base_url=api, timeout=30) as session:
         yield session
 
