@@ -40,6 +40,7 @@ and the API's error handlers both read it, so the two never disagree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -280,6 +281,17 @@ ERROR_TABLE: dict[str, ErrorKind] = {
     "ContextSourceError": ErrorKind(ExitCode.UNREACHABLE, 502),
 }
 """Every changegate error class by name: its CLI exit code and HTTP status."""
+
+
+def rule_of(exc: ChangegateError) -> str:
+    """The error's own rule, else its class's name: `TargetUnavailable` -> `target_unavailable`.
+
+    The API and the CLI both name a rule-less error this way, so scripts read one vocabulary.
+    """
+    rule = getattr(exc, "rule", None)
+    if isinstance(rule, str):
+        return rule
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def kind_of(error: ChangegateError | type[ChangegateError]) -> ErrorKind:

@@ -19,7 +19,6 @@ as HTML, with the same headers.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,6 +43,7 @@ from changegate.errors import (
     admission_status,
     http_status,
     kind_of,
+    rule_of,
 )
 
 __all__ = [
@@ -148,16 +148,6 @@ def _unavailable(
     return _respond(request, status, body, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)})
 
 
-def _rule_of(exc: ChangegateError) -> str:
-    """The error's own rule, else its class's name: `TargetUnavailable` -> `target_unavailable`."""
-    rule = getattr(exc, "rule", None)
-    return (
-        rule
-        if isinstance(rule, str)
-        else re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-    )
-
-
 def _internal_body(exc: BaseException) -> dict[str, dict[str, Any]]:
     return error_body(
         rule="internal",
@@ -259,7 +249,7 @@ def install_error_handlers(app: FastAPI) -> None:
             _log.error("%s: %s", type(exc).__name__, exc, exc_info=exc)
             return _respond(request, status, _internal_body(exc))
         body = error_body(
-            rule=_rule_of(exc),
+            rule=rule_of(exc),
             reason=str(getattr(exc, "reason", exc)),
             would_pass=str(getattr(exc, "would_pass", "")),
         )

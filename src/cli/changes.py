@@ -24,7 +24,7 @@ from changegate.cli.context import (
 )
 from changegate.cli.output import emit_json, show_status, state_label, table, timeline_line
 from changegate.client.http import Control as ControlVerb
-from changegate.models import ChangeRef, ChangeRequest, ChangeStatus, Outcome, Stage
+from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -168,11 +168,7 @@ async def list_changes(
     }
     params = {k: str(v) for k, v in filters.items() if v is not None}
     async with ctx.api() as changes:
-        # The client's list_changes has no outcome filter yet; the API's query has.
-        found = await changes.call(
-            "GET", "/changes", params={**params, "pending": pending, "limit": limit}
-        )
-    refs = [ChangeRef.model_validate(ref) for ref in found]
+        refs = await changes.list_changes(**params, pending=pending, limit=limit)
     if ctx.as_json:
         emit_json([r.model_dump(mode="json") for r in refs])
         return

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -28,7 +27,7 @@ import click
 from pydantic import ValidationError
 
 from changegate.client import ChangeClient, load_credentials
-from changegate.errors import ChangegateError, ExitCode, kind_of
+from changegate.errors import ChangegateError, ExitCode, kind_of, rule_of
 from changegate.settings import Settings
 
 EXIT_OUTCOME = ExitCode.OUTCOME
@@ -144,17 +143,6 @@ def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | Non
             )
 
     return wrapper
-
-
-def rule_of(exc: ChangegateError) -> str:
-    """The error's own rule, else its class's name: `TargetUnavailable` -> `target_unavailable`.
-
-    The API names a rule-less error the same way, so a script reads one vocabulary.
-    """
-    rule = getattr(exc, "rule", None)
-    if isinstance(rule, str):
-        return rule
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def error_message(exc: ChangegateError, code: ExitCode) -> str:

@@ -16,8 +16,8 @@ import click
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from changegate.cli.context import Context, fail, pass_context, rule_of
-from changegate.errors import ChangegateError, InvalidTarget, kind_of
+from changegate.cli.context import Context, fail, pass_context
+from changegate.errors import ChangegateError, InvalidTarget, kind_of, rule_of
 from changegate.kinds import KindRegistry, TargetKind
 from changegate.kinds.checks import parameter_summary
 from changegate.models import ChangeRequest, RolloutSpec

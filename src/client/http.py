@@ -109,14 +109,14 @@ class ChangeClient:
         agent: str | None = None,
         target: str | None = None,
         stage: str | None = None,
+        outcome: str | None = None,
         pending: bool = False,
         limit: int = 50,
     ) -> list[ChangeRef]:
         """Changes, newest first (an agent token sees its own)."""
         params: dict[str, Any] = {"limit": limit, "pending": pending}
-        params.update({k: v for k, v in (("agent", agent), ("target", target)) if v})
-        if stage:
-            params["stage"] = stage
+        filters = (("agent", agent), ("target", target), ("stage", stage), ("outcome", outcome))
+        params.update({k: v for k, v in filters if v})
         found: list[dict[str, Any]] = await self.call("GET", "/changes", params=params)
         return [ChangeRef.model_validate(ref) for ref in found]
 
