@@ -34,6 +34,7 @@ from changegate.health import HealthSourceRegistry
 from changegate.kinds import KindRegistry
 from changegate.policy import Policy, load_policy
 from changegate.providers import ProviderRegistry
+from changegate.redaction import install_log_redaction
 from changegate.service.reconcile import reconcile
 from changegate.settings import Settings
 from changegate.store import Store, database_url, open_store
@@ -153,6 +154,7 @@ async def running_worker(
     audit store already opened (the worker closes it); by default it is opened here. Every
     `reconcile_interval_seconds` the worker also releases the targets of closed workflows.
     """
+    install_log_redaction()
     deps = Dependencies.build(settings, store=store)
     replaced = dict(replace or {})
     activities = [fn for fn in deps.activities() if _activity_name(fn) not in replaced] + list(

@@ -21,6 +21,10 @@ from tests.test_cli_e2e import cli, cli_json
 pytestmark = pytest.mark.e2e
 
 SECRET = "ghp_" + "Zq8Lm2Nx4Pv6Rt8Wy0Ab2Cd4Ef6Gh8Ij0Kl2"
+# One secret for each other place a person or an agent writes free text.
+MODEL_SECRET = "Mq7" + "Xw2Lp9Vb4Nz6"
+SESSION_SECRET = "sk_live_" + "9Hq2Wx7Lp4Vb6Nz8Ty3Ku5Rs1"
+COMMENT_SECRET = "Ap9" + "vR2xQ7wL"
 
 
 def database_dump(store: Store) -> str:
@@ -109,10 +113,13 @@ async def test_a_planted_secret_appears_nowhere(
     raw = make_request(service="search", assumptions={}).model_dump(mode="json")
     raw["intent"] = f"Rotate the pool; the deploy token is {SECRET} if you need it."
     raw["evidence"] = [{"source": f"runbook (token={SECRET})", "excerpt": f"export GH={SECRET}"}]
+    raw["agent"]["model"] = f"ops-model API_TOKEN={MODEL_SECRET}"
+    raw["agent"]["session_id"] = f"run {SESSION_SECRET}"
     submitted = await cli_json(cli_env, "submit", "-", stdin=json.dumps(raw))
     change_id = submitted["change_id"]
     status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
-    await changes.approve(change_id, Decision(actor="alice"))
+    comment = f"LGTM; fyi the admin password is {COMMENT_SECRET}"
+    await changes.approve(change_id, Decision(actor="alice", reason=comment))
     final = await changes.wait(change_id)
     assert final.outcome == Outcome.DONE
 
@@ -129,5 +136,7 @@ async def test_a_planted_secret_appears_nowhere(
         "database": database_dump(store),
     }
     for name, text in places.items():
-        assert SECRET not in text, f"the secret leaked into the {name}"
+        for secret in (SECRET, MODEL_SECRET, SESSION_SECRET, COMMENT_SECRET):
+            assert secret not in text, f"the secret {secret[:6]}… leaked into the {name}"
+    assert final.approvals[0].reason == "LGTM; fyi the admin password is [REDACTED]"
     assert "[REDACTED]" in places["history"] and "[REDACTED]" in places["summary"]

@@ -18,6 +18,7 @@ from changegate.api.limits import MAX_BODY_BYTES, BodyLimit
 from changegate.api.pages import templates
 from changegate.api.state import Services
 from changegate.errors import ConfigurationError
+from changegate.redaction import install_log_redaction
 from changegate.service import ChangeService
 from changegate.settings import Settings
 
@@ -36,6 +37,7 @@ each with its dotted `path`.
 
 def create_app(*, settings: Settings, changes: ChangeService) -> FastAPI:
     """The API and approval page over `changes`; the caller owns and closes the client."""
+    install_log_redaction()
     app = FastAPI(
         title="changegate",
         version="1",

@@ -14,6 +14,7 @@ from changegate.cli.context import EXIT_INVALID, EXIT_NOT_FOUND, Context, fail, 
 from changegate.cli.output import emit_json, table
 from changegate.client import credentials_path, load_credentials, save_credentials
 from changegate.errors import ConfigurationError
+from changegate.redaction import install_log_redaction
 from changegate.service import ChangeService, connect
 from changegate.settings import Settings
 from changegate.store import (
@@ -178,6 +179,7 @@ async def api(ctx: Context, host: str, port: int, allow_remote: bool) -> None:
             "machines without TLS. Pass --allow-remote to do it anyway.",
             EXIT_INVALID,
         )
+    install_log_redaction()
     changes = ChangeService(await connect(ctx.settings), ctx.settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ import click
 from changegate.api import running_api
 from changegate.cli.api import ensure_local_login, login_hint
 from changegate.cli.context import Context, pass_context, run
+from changegate.redaction import install_log_redaction
 from changegate.runtime import running_stack
 from changegate.service import ChangeService
 from changegate.worker import run_worker
@@ -68,6 +69,7 @@ def _say(message: str) -> None:
 @run
 async def worker(ctx: Context) -> None:
     """Run a worker against an existing Temporal (scale out by running more)."""
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

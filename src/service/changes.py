@@ -45,6 +45,7 @@ from changegate.models import (
 )
 from changegate.policy import load_policy
 from changegate.providers import ProviderRegistry
+from changegate.redaction import redact_text
 from changegate.service.visibility import change_query
 from changegate.settings import Settings
 from changegate.store import open_store
@@ -262,7 +263,12 @@ class ChangeService:
         )
 
     async def decide(self, change_id: str, request: DecisionRequest) -> DecisionJudgement:
-        """Sign the decision for its (authenticated) actor, send it, return the judgement."""
+        """Sign the decision for its (authenticated) actor, send it, return the judgement.
+
+        The reason is redacted before it is signed, so history only ever holds the redacted
+        text; the workflow records the signed reason as it is.
+        """
+        request = request.model_copy(update={"reason": redact_text(request.reason)})
         signer = await asyncio.to_thread(lambda: self.signer)
         proof = signer.proof(
             change_id=change_id,
@@ -304,7 +310,7 @@ class ChangeService:
             kill_switch=control.kill_switch,
             now=datetime.now(UTC),
         )
-        return control.model_copy(update={"proof": proof})
+        return control.model_copy(update={"proof": proof, "reason": redact_text(control.reason)})
 
     async def wait(self, change_id: str) -> ChangeStatus:
         """Block until the change ends and return its final status."""
