@@ -12,15 +12,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from changegate.admission import AdmissionRefused
+from changegate.api import running_api
 from changegate.models import ChangeRequest, Control, Outcome, Stage
 from changegate.service import ChangeService, Operations
 from changegate.settings import Settings
-from changegate.store import Store, fingerprint, list_refusals, upsert_change
+from changegate.store import Store, create_token, fingerprint, list_refusals, upsert_change
 from changegate.worker import running_worker
 from tests.support import Fleet, approve_fully, make_request, wait_for_stage
 
@@ -35,6 +37,7 @@ agents:
     changes_per_hour: 2
     max_in_flight: 1
   read-only-agent: {targets: ["fleet:*"], operations: []}
+  hourly-agent: {targets: ["fleet:service=search"], operations: [set_config], changes_per_hour: 1}
 freeze_windows:
   - name: ledger-freeze
     targets: ["fleet:service=ledger"]
@@ -210,6 +213,32 @@ async def test_rate_limits(gated: ChangeService, fleet: Fleet, store: Store) -> 
         make_request(agent_id="scoped-agent", service="search", parameters={"timeout_ms": 900}),
     )
     assert err.rule == "rate.per_hour" and "2" in err.reason
+
+
+async def test_a_429_over_http_says_when_to_retry(
+    gated: ChangeService, module_worker: Settings, fleet: Fleet, store: Store
+) -> None:
+    request = make_request(agent_id="hourly-agent", service="search", assumptions={})
+    seed(store, request.model_copy(deep=True), outcome=Outcome.DONE, minutes_ago=5)
+    with store.session() as session:
+        token = create_token(
+            session=session, name="hourly-agent", role="agent", agent_id="hourly-agent"
+        )
+    async with (
+        running_api(settings=module_worker, changes=gated, port=0) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
+        response = await http.post(
+            "/api/v1/changes",
+            json=request.model_dump(mode="json"),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["rule"] == "rate.per_hour"
+    # The seeded change leaves the hour 55 minutes after it was seeded.
+    assert response.headers["Retry-After"] == str(error["retry_after"])
+    assert 50 * 60 < error["retry_after"] <= 55 * 60
 
 
 async def test_incident_freeze_until_the_incident_is_closed(

@@ -11,7 +11,7 @@ import pytest
 import changegate.policy as policy_pkg
 from changegate.admission import AdmissionRefused, Gate
 from changegate.kinds.fleet import FleetProvider
-from changegate.models import ChangeRequest, Finding, Outcome
+from changegate.models import ChangeRequest, Finding, IncidentSeverity, Outcome
 from changegate.policy import (
     ADMISSION_RULES,
     ActiveChange,
@@ -19,6 +19,7 @@ from changegate.policy import (
     AdmissionState,
     DecisionVerdict,
     KillSwitch,
+    OpenIncident,
     Policy,
     PolicyError,
     RecentChange,
@@ -389,17 +390,90 @@ def test_a_weekly_window_over_midnight_and_back_to_back_days() -> None:
     assert nights.active_until(NOW + timedelta(hours=1)) is None
 
 
-def test_incident_freeze() -> None:
-    assert judge(open_incident_targets=[PAYMENTS]).admitted
+def incident(
+    severity: str,
+    *,
+    target: str = CHECKOUT,
+    restored: bool = True,
+    minutes_ago: float = 5,
+    incident_id: str = "inc-7",
+) -> OpenIncident:
+    return OpenIncident(
+        incident_id=incident_id,
+        target_label=target,
+        severity=IncidentSeverity(severity),
+        restored=restored,
+        opened_at=NOW - timedelta(minutes=minutes_ago),
+    )
+
+
+def test_incident_freeze_of_unknown_severity_holds_the_target_and_its_dependents() -> None:
+    assert judge(open_incident_targets=[SEARCH]).admitted
     got = refused(judge(open_incident_targets=[CHECKOUT]), "incident_freeze")
-    assert "an incident is open on fleet:service=checkout" in got.reason
+    assert got.reason.startswith("open incident on fleet:service=checkout; ")
     assert "once the incident on fleet:service=checkout is closed" in got.would_pass
-    named = refused(
-        judge(open_incident_targets=[CHECKOUT], open_incidents={CHECKOUT: "inc-7"}),
+    upstream = refused(
+        judge(open_incident_targets=[PAYMENTS], open_incidents={PAYMENTS: "inc-3"}),
         "incident_freeze",
     )
-    assert "incident (inc-7) is open" in named.reason
-    assert "`changegate incident close inc-7`" in named.would_pass
+    assert upstream.reason.startswith(
+        "open incident inc-3 on fleet:service=payments, a dependency of fleet:service=checkout"
+    )
+    assert "`changegate incident close inc-3`" in upstream.would_pass
+
+
+@pytest.mark.parametrize("severity", ["SEV1", "SEV2"])
+def test_sev1_and_sev2_freeze_the_target_and_its_dependents_until_closed(severity: str) -> None:
+    on_payments = incident(severity, target=PAYMENTS, minutes_ago=600)
+    got = refused(judge(incidents=[on_payments]), "incident_freeze")
+    assert got.reason == (
+        f"open incident inc-7 ({severity}) on fleet:service=payments, a dependency of "
+        f"fleet:service=checkout; {severity} freezes its target and its dependents until it "
+        "is closed"
+    )
+    assert got.would_pass == (
+        "the same change once inc-7 is closed (`changegate incident close inc-7`)"
+    )
+    refused(judge(incidents=[incident(severity, minutes_ago=600)]), "incident_freeze")
+    # payments depends on nothing: an incident on checkout does not freeze it.
+    payments = make_request(agent_id="agent-3", service="payments")
+    assert judge(payments, incidents=[incident(severity)]).admitted
+
+
+@pytest.mark.parametrize("severity", ["SEV3", "SEV4"])
+def test_a_restored_sev3_or_sev4_freezes_only_its_target_while_it_cools_off(
+    severity: str,
+) -> None:
+    fresh = incident(severity, minutes_ago=5)
+    got = refused(judge(incidents=[fresh]), "incident_freeze")
+    assert got.reason == (
+        f"open incident inc-7 ({severity}) on fleet:service=checkout; a contained, restored "
+        f"{severity} freezes only its target; cooling off until 2025-06-02 12:10 UTC"
+    )
+    assert got.would_pass == (
+        "the same change after 2025-06-02 12:10 UTC, or once inc-7 is closed "
+        "(`changegate incident close inc-7`)"
+    )
+    # Cooling off runs 15 minutes (the default) from the incident's opening.
+    assert judge(incidents=[incident(severity, minutes_ago=15)]).admitted
+    # Never its dependents, even while it cools off.
+    assert judge(incidents=[incident(severity, target=PAYMENTS, minutes_ago=1)]).admitted
+    longer = make_policy(incident_cooling_off_minutes=30)
+    refused(judge(policy=longer, incidents=[incident(severity, minutes_ago=15)]), "incident_freeze")
+
+
+def test_a_sev3_not_restored_freezes_as_sev2() -> None:
+    stuck = incident("SEV3", target=PAYMENTS, restored=False, minutes_ago=600)
+    got = refused(judge(incidents=[stuck]), "incident_freeze")
+    assert "(SEV3) on fleet:service=payments, a dependency of" in got.reason
+
+
+def test_the_longest_freeze_is_named_first() -> None:
+    cooling = incident("SEV3", incident_id="inc-1")
+    closing = incident("SEV2", target=PAYMENTS, incident_id="inc-2")
+    got = refused(judge(incidents=[cooling, closing]), "incident_freeze")
+    assert got.reason.startswith("open incident inc-2 (SEV2) on fleet:service=payments")
+    assert "(and 1 more open incident(s))" in got.reason
 
 
 def test_one_active_change() -> None:
@@ -467,9 +541,11 @@ def test_rate_in_flight() -> None:
     second = change("chg-3", minutes_ago=70, outcome=None, target="fleet:service=web")
     got = refused(judge(recent_changes=[first, second]), "rate.in_flight")
     assert got.reason == (
-        "agent-7 already has 2 changes in flight (chg-1, chg-3); at most 2 may run at once"
+        "agent-7 already has 2 changes in flight (chg-1, chg-3); at most 2 may run at once; "
+        "when one ends cannot be known, so retry_after is a poll interval (30 s), not a promise"
     )
     assert got.would_pass == "the same change once one of chg-1, chg-3 ends"
+    assert got.retry_after == 30
 
 
 def test_rate_per_hour() -> None:
@@ -481,6 +557,10 @@ def test_rate_per_hour() -> None:
     got = refused(judge(recent_changes=[*within, submitted("c", 5)]), "rate.per_hour")
     assert got.reason == "agent-7 submitted 3 changes in the last hour; the limit is 3 per hour"
     assert got.would_pass == "the same change after 2025-06-02 12:10 UTC, when a leaves the hour"
+    assert got.retry_after == 10 * 60  # a, submitted 50 minutes ago, leaves in 10
+    # Over the limit: the count falls below it when the oldest of the last `limit` leaves.
+    over = [submitted("x", 55), *within, submitted("c", 5)]
+    assert refused(judge(recent_changes=over), "rate.per_hour").retry_after == 10 * 60
 
 
 def test_the_first_broken_rule_is_reported() -> None:
@@ -569,10 +649,34 @@ def test_open_incident_on_the_target_or_a_dependency() -> None:
     assert findings_for(incidents={SEARCH}) == []
     found = findings_for(incidents={CHECKOUT, PAYMENTS})
     assert [(f.code, f.severity) for f in found] == [("open-incident", "block")] * 2
-    assert found[0].message.startswith("an incident is open on fleet:service=checkout;")
+    assert found[0].message.startswith("open incident on fleet:service=checkout: ")
     assert found[1].message.startswith(
-        "an incident is open on fleet:service=payments, a dependency of fleet:service=checkout;"
+        "open incident on fleet:service=payments, a dependency of fleet:service=checkout: "
     )
+
+
+def test_open_incident_findings_follow_the_freeze_by_severity() -> None:
+    def found(*incidents: OpenIncident) -> list[Finding]:
+        return context_findings(
+            make_request(),
+            policy=make_policy(),
+            now=NOW,
+            observation_label=CHECKOUT,
+            active_changes=[],
+            open_incidents=incidents,
+            flags={},
+        )
+
+    [sev2] = found(incident("SEV2", target=PAYMENTS))
+    assert (sev2.code, sev2.severity) == ("open-incident", "block")
+    assert sev2.message.startswith(
+        "open incident inc-7 (SEV2) on fleet:service=payments, a dependency of "
+        "fleet:service=checkout: SEV2 freezes its target and its dependents until it is closed"
+    )
+    assert found(incident("SEV3", target=PAYMENTS)) == []
+    [cooling] = found(incident("SEV3"))
+    assert "cooling off until 2025-06-02 12:10 UTC" in cooling.message
+    assert found(incident("SEV3", minutes_ago=20)) == []
 
 
 def test_flags_matching_the_target() -> None:

@@ -20,11 +20,12 @@ from datetime import datetime
 from sqlmodel import Session
 
 from changegate.errors import ChangegateError, InvalidChange, InvalidTarget
-from changegate.models import ChangeRequest, Outcome, Stage, Target
+from changegate.models import ChangeRequest, IncidentSeverity, Outcome, Stage, Target
 from changegate.policy import (
     Admission,
     AdmissionState,
     KillSwitch,
+    OpenIncident,
     Policy,
     RecentChange,
     admit,
@@ -38,7 +39,6 @@ from changegate.store import (
     get_kill_switches,
     list_incidents,
     locked_session,
-    open_incident_targets,
     recent_changes,
     record_refusal,
     upsert_change,
@@ -46,13 +46,14 @@ from changegate.store import (
 
 
 class AdmissionRefused(ChangegateError):
-    """A submission a rule refused: which rule, why, and what would pass."""
+    """A submission a rule refused: which rule, why, what would pass, and when to retry."""
 
     def __init__(self, admission: Admission) -> None:
-        """Carry the refusal."""
+        """Carry the refusal; `retry_after` (seconds) is set for every 429 (`rate.*`) rule."""
         self.rule = admission.rule or "unknown"
         self.reason = admission.reason
         self.would_pass = admission.would_pass
+        self.retry_after = admission.retry_after
         super().__init__(f"refused by rule {self.rule}: {self.reason}; {self.would_pass}")
 
 
@@ -153,11 +154,16 @@ class Gate:
             rows[row.change_id] = row
         return AdmissionState(
             recent_changes=[_recent(row) for row in rows.values()],
-            open_incident_targets=sorted(open_incident_targets(session=session)),
-            open_incidents={
-                i.target_label: i.incident_id
-                for i in reversed(list_incidents(session=session, open_only=True))
-            },
+            incidents=[
+                OpenIncident(
+                    incident_id=i.incident_id,
+                    target_label=i.target_label,
+                    severity=IncidentSeverity(i.severity),
+                    restored=i.data.get("restored") is True,
+                    opened_at=i.opened_at,
+                )
+                for i in list_incidents(session=session, open_only=True)
+            ],
             kill_switches=[
                 KillSwitch(
                     scope=s.scope,

@@ -5,7 +5,8 @@ from too. The API answers with the tree's `ApiError`s (`Unauthenticated` 401, `R
 403/409/429, `NotFound` 404, ...), the same classes the client raises for those answers.
 
 Errors from below are mapped here and nowhere else: `AdmissionRefused` (403/409/422/429 by
-rule), `ChangeNotFound` (404), a Temporal that does not answer (`TemporalUnreachable`, RPC
+rule; a 429's `retry_after`, rounded up to whole seconds, in the body and `Retry-After`),
+`ChangeNotFound` (404), a Temporal that does not answer (`TemporalUnreachable`, RPC
 UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: 503) or refuses an argument (422), no
 worker polling a running change's task queue (`NoWorker`: 503 `worker.absent`), an
 audit store that cannot be reached (SQLAlchemy's operational and interface errors: 503),
@@ -19,6 +20,7 @@ as HTML, with the same headers.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,6 +53,7 @@ __all__ = [
     "answer_headers",
     "error_body",
     "install_error_handlers",
+    "retry_seconds",
     "unauthenticated",
 ]
 
@@ -67,6 +70,9 @@ _HTTP_RULES = {
 UNAVAILABLE_RETRY_SECONDS = 5
 """The `Retry-After` of a 503: long enough for a restarted store or Temporal to come back."""
 
+RATE_POLL_SECONDS = 30
+"""The `Retry-After` of a 429 refusal whose rule did not say when it may pass: a poll."""
+
 _UNAVAILABLE = kind_of(Unavailable).http_status
 """The status of a dependency that did not answer (Temporal's RPCs, the audit store)."""
 
@@ -81,6 +87,11 @@ _log = logging.getLogger("changegate.api")
 def unauthenticated(reason: str) -> Unauthenticated:
     """The 401 for a call without a valid token, saying what to send."""
     return Unauthenticated(rule="auth.token", reason=reason, would_pass=_HTTP_RULES[401][1])
+
+
+def retry_seconds(retry_after: float) -> int:
+    """A refusal's `retry_after` as `Retry-After` states it: whole seconds, at least one."""
+    return max(1, math.ceil(retry_after))
 
 
 def answer_headers(exc: ApiError) -> dict[str, str]:
@@ -168,8 +179,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AdmissionRefused)
-        body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass)
-        return _respond(request, http_status(exc), body)
+        status = http_status(exc)
+        retry_after = exc.retry_after
+        if retry_after is None and status == 429:
+            retry_after = RATE_POLL_SECONDS
+        if retry_after is None:
+            body = error_body(rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+            return _respond(request, status, body)
+        wait = retry_seconds(retry_after)
+        body = error_body(
+            rule=exc.rule, reason=exc.reason, would_pass=exc.would_pass, retry_after=wait
+        )
+        return _respond(request, status, body, {"Retry-After": str(wait)})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChangeNotFound)

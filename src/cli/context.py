@@ -8,7 +8,8 @@ unreachable; 5 refused by a rule (admission, a decision that does not count, a m
 unknown token): the message names the rule, why, and what would pass.
 
 With `--json` (or `-o json`, before or after the subcommand) an error is one JSON object on
-stderr, `{"error": {"rule", "reason", "would_pass"}}`: the API's error body, key for key.
+stderr, `{"error": {"rule", "reason", "would_pass"}}`: the API's error body, key for key,
+with `retry_after` (whole seconds) on a rate refusal, which the text output prints too.
 
 Commands for agents, approvers and operators talk to the API (the front door) with the
 caller's token; only the commands that run servers (`up`, `api`, `worker`, `demo`) and
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -134,12 +136,15 @@ def run(coro_fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T | Non
         except ChangegateError as exc:
             code = kind_of(exc).exit_code
             reason = getattr(exc, "reason", None)
+            retry_after = getattr(exc, "retry_after", None)
+            waits = {} if retry_after is None else {"retry_after": math.ceil(retry_after)}
             fail(
                 error_message(exc, code),
                 code,
                 rule=rule_of(exc),
                 reason=reason if isinstance(reason, str) else str(exc),
                 would_pass=str(getattr(exc, "would_pass", "") or ""),
+                **waits,
             )
 
     return wrapper
@@ -153,7 +158,9 @@ def error_message(exc: ChangegateError, code: ExitCode) -> str:
     rule = getattr(exc, "rule", None)
     would_pass = str(getattr(exc, "would_pass", ""))
     if code in (EXIT_REFUSED, EXIT_INVALID) and isinstance(rule, str):
-        return refusal_message(rule, reason, would_pass)
+        retry_after = getattr(exc, "retry_after", None)
+        wait = "" if retry_after is None else f"\n  retry after: {math.ceil(retry_after)} s"
+        return refusal_message(rule, reason, would_pass) + wait
     if code == EXIT_NOT_FOUND:
         return reason
     return f"{reason}; {would_pass}" if would_pass else reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Annotated
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -48,9 +49,11 @@ class ChangegateTools:
         try:
             change_id = await changes.submit(request)
         except AdmissionRefused as exc:
+            wait = exc.retry_after
+            retry = "" if wait is None else f"\nretry_after: {math.ceil(wait)} (seconds)"
             raise ToolError(
                 f"refused by admission rule {exc.rule}; nothing was started.\n"
-                f"why: {exc.reason}\nwould pass: {exc.would_pass}"
+                f"why: {exc.reason}\nwould pass: {exc.would_pass}{retry}"
             ) from exc
         return Proposal(
             change_id=change_id,

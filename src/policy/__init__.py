@@ -22,7 +22,13 @@ from changegate.policy.model import (
     RiskTiers,
 )
 from changegate.policy.risk import operation_class, risk_tier
-from changegate.policy.state import Admission, AdmissionState, KillSwitch, RecentChange
+from changegate.policy.state import (
+    Admission,
+    AdmissionState,
+    KillSwitch,
+    OpenIncident,
+    RecentChange,
+)
 from changegate.policy.windows import WeeklySchedule, Window
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "HttpSource",
     "KillSwitch",
     "LoopDetection",
+    "OpenIncident",
     "Policy",
     "PolicyError",
     "RecentChange",

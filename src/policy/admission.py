@@ -8,12 +8,17 @@ Rules run in the order of `ADMISSION_RULES` and the first refusal is returned:
 4. `scope.operation`    the operation matches none of the scope's operations
 5. `blast_radius`       the selector lists more `instances` than the scope's `max_units`
 6. `freeze_window`      a freeze window on the target is open now
-7. `incident_freeze`    an incident is open on the target itself
+7. `incident_freeze`    an open incident freezes the target: SEV1/SEV2 on the target or
+                        anything it depends on, until closed; a restored SEV3/SEV4 on the
+                        target itself, for the policy's cooling-off (`changegate.policy.freeze`)
 8. `one_active_change`  another change is still running on the target
 9. `loop`               the same change (fingerprint) failed too often lately
 10. `flip_flop`         the change sets a key back to the value it had before (A -> B -> A)
 11. `rate.in_flight`    the agent already has `max_in_flight` changes running
 12. `rate.per_hour`     the agent submitted `changes_per_hour` changes in the last hour
+
+The `rate.*` refusals (HTTP 429) carry `retry_after`: for `rate.per_hour` the seconds until
+the oldest counted change leaves the hour, for `rate.in_flight` a poll interval.
 
 Absolute stops come first, then what the agent may do at all, then the target's state,
 then the history: a refusal then names the most fundamental problem.
@@ -31,6 +36,7 @@ from datetime import datetime
 
 from changegate.models import ChangeRequest
 from changegate.models.request import UNIT_FILTER
+from changegate.policy.freeze import incident_freezes
 from changegate.policy.history import flip_flop_rule, in_flight_rule, loop_rule, per_hour_rule
 from changegate.policy.model import Policy
 from changegate.policy.state import Admission, AdmissionState, Submission
@@ -175,17 +181,27 @@ def freeze_window_rule(sub: Submission) -> Admission | None:
 
 
 def incident_freeze_rule(sub: Submission) -> Admission | None:
-    """Refuse a change on a target with an open incident."""
-    incident = sub.state.open_incidents.get(sub.label)
-    if sub.label not in sub.state.open_incident_targets and incident is None:
+    """Refuse a change an open incident freezes, by its severity (`changegate.policy.freeze`)."""
+    freezes = incident_freezes(
+        sub.label,
+        policy=sub.policy,
+        now=sub.now,
+        incidents=sub.state.incidents,
+        labels_only=[*sub.state.open_incident_targets, *sub.state.open_incidents],
+        ids=sub.state.open_incidents,
+    )
+    if not freezes:
         return None
-    named = f" ({incident})" if incident else ""
-    closing = f" (`changegate incident close {incident}`)" if incident else ""
+    first = freezes[0]
+    also = f" (and {len(freezes) - 1} more open incident(s))" if len(freezes) > 1 else ""
+    if first.until is None:
+        after = f"once {first.incident_id or f'the incident on {first.where}'} is closed"
+    else:
+        after = f"after {format_utc(first.until)}, or once {first.incident_id} is closed"
     return Admission.refuse(
         "incident_freeze",
-        reason=f"an incident{named} is open on {sub.label}; "
-        "changes to a target under incident are frozen",
-        would_pass=f"the same change once the incident on {sub.label} is closed{closing}",
+        reason=f"{first.describe()}{also}; {first.lasts()}",
+        would_pass=f"the same change {after}{first.closing()}",
     )
 
 

@@ -1,10 +1,12 @@
 """Context the agent may not have cited: maintenances, other changes, incidents and flags.
 
-Maintenance windows and open incidents count on the target and on everything it depends
-on; other active changes count on the target, its dependencies and its dependents, all
-following `policy.topology` transitively. Each finding says what is true and whether the
-agent's intent or evidence mentions it. Its severity comes from `policy.findings`: `block`
-blocks; `extra_approver` and `warn` warn, and `extra_approvals` counts the former.
+Maintenance windows count on the target and on everything it depends on; open incidents
+count where their severity freezes the target (`changegate.policy.freeze`, the rule
+admission applies too); other active changes count on the target, its dependencies and its
+dependents, all following `policy.topology` transitively. Each finding says what is true
+and whether the agent's intent or evidence mentions it. Its severity comes from
+`policy.findings`: `block` blocks; `extra_approver` and `warn` warn, and `extra_approvals`
+counts the former.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pydantic import JsonValue
 
 from changegate.models import ChangeRequest, Contract, Finding
 from changegate.policy.actions import severity_for
+from changegate.policy.freeze import Freeze, incident_freezes
 from changegate.policy.model import Policy
+from changegate.policy.state import OpenIncident
 from changegate.policy.targets import dependencies_of, dependents_of, matches_any
 from changegate.policy.windows import as_utc, format_utc
 
@@ -60,20 +64,32 @@ def context_findings(
     now: datetime,
     observation_label: str,
     active_changes: Sequence[ActiveChange],
-    open_incident_targets: Set[str],
+    open_incident_targets: Set[str] = frozenset(),
+    open_incidents: Sequence[OpenIncident] = (),
     flags: Mapping[str, JsonValue],
 ) -> list[Finding]:
-    """Findings for maintenances, active changes nearby, open incidents and flags, in order."""
+    """Findings for maintenances, active changes nearby, open incidents and flags, in order.
+
+    `open_incidents` are judged by severity; a label in `open_incident_targets` without an
+    incident there is an incident of unknown severity, frozen as SEV2.
+    """
     label = observation_label
     around = _Around(
         label=label,
         upstream=dependencies_of(label, policy.topology),
         downstream=dependents_of(label, policy.topology),
     )
+    freezes = incident_freezes(
+        label,
+        policy=policy,
+        now=as_utc(now),
+        incidents=open_incidents,
+        labels_only=open_incident_targets,
+    )
     facts = [
         *_maintenances(policy, around, as_utc(now)),
         *_changes(active_changes, around),
-        *_incidents(open_incident_targets, around),
+        *_incidents(freezes),
         *_flags(flags, label),
     ]
     corpus = _corpus(request)
@@ -129,15 +145,23 @@ def _changes(active: Sequence[ActiveChange], around: _Around) -> Iterator[_Fact]
         )
 
 
-def _incidents(open_targets: Set[str], around: _Around) -> Iterator[_Fact]:
-    for where in (around.label, *around.upstream):
-        if where in open_targets:
-            yield _Fact(
-                code="open-incident",
-                message=f"an incident is open on {around.describe(where)}",
-                cited_by=(("incident", where),),
-                actual={"target": where},
-            )
+def _incidents(freezes: Sequence[Freeze]) -> Iterator[_Fact]:
+    for freeze in freezes:
+        until = None if freeze.until is None else freeze.until.isoformat()
+        yield _Fact(
+            code="open-incident",
+            message=f"{freeze.describe()}: {freeze.lasts()}",
+            cited_by=(
+                ("incident", freeze.where),
+                *(((freeze.incident_id,),) if freeze.incident_id else ()),
+            ),
+            actual={
+                "target": freeze.where,
+                "incident_id": freeze.incident_id,
+                "severity": freeze.severity,
+                "until": until,
+            },
+        )
 
 
 def _flags(flags: Mapping[str, JsonValue], label: str) -> Iterator[_Fact]:

@@ -21,6 +21,9 @@ FAILED_OUTCOMES = frozenset(
 )
 _HOUR = timedelta(hours=1)
 
+IN_FLIGHT_POLL_SECONDS = 30.0
+"""The `retry_after` of `rate.in_flight`: when a running change ends is unknowable, so poll."""
+
 
 def loop_rule(sub: Submission) -> Admission | None:
     """Refuse a change that already failed `max_repeats` times within the window."""
@@ -81,8 +84,10 @@ def in_flight_rule(sub: Submission) -> Admission | None:
     return Admission.refuse(
         "rate.in_flight",
         reason=f"{sub.agent_id} already has {len(running)} changes in flight ({ids}); "
-        f"at most {limit} may run at once{sub.scope_note}",
+        f"at most {limit} may run at once{sub.scope_note}; when one ends cannot be known, so "
+        f"retry_after is a poll interval ({IN_FLIGHT_POLL_SECONDS:g} s), not a promise",
         would_pass=f"the same change once one of {ids} ends",
+        retry_after=IN_FLIGHT_POLL_SECONDS,
     )
 
 
@@ -93,12 +98,14 @@ def per_hour_rule(sub: Submission) -> Admission | None:
     if limit is None or len(mine) < limit:
         return None
     frees = mine[len(mine) - limit]
+    leaves = frees.submitted_at + _HOUR
     return Admission.refuse(
         "rate.per_hour",
         reason=f"{sub.agent_id} submitted {len(mine)} changes in the last hour; "
         f"the limit is {limit} per hour{sub.scope_note}",
-        would_pass=f"the same change after {format_utc(frees.submitted_at + _HOUR)}, "
+        would_pass=f"the same change after {format_utc(leaves)}, "
         f"when {frees.change_id} leaves the hour",
+        retry_after=max(0.0, (leaves - sub.now).total_seconds()),
     )
 
 

@@ -123,6 +123,8 @@ class Policy(Contract):
     topology: dict[str, list[str]] = Field(default_factory=dict)
     loop_detection: LoopDetection = Field(default_factory=LoopDetection)
     one_change_per_target: bool = True
+    incident_cooling_off_minutes: int = Field(default=15, ge=0, le=7 * 24 * 60)
+    """How long a contained, restored SEV3 or SEV4 freezes its target after it opened."""
     context_sources: list[ContextSource] = Field(default_factory=list)
     findings: dict[str, FindingAction] = Field(
         default_factory=lambda: dict(DEFAULT_FINDING_ACTIONS)

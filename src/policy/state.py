@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
-from changegate.models import ChangeRequest, Contract, Outcome
+from changegate.models import ChangeRequest, Contract, IncidentSeverity, Outcome
 from changegate.models.kill_switch import KillSwitchScope
 from changegate.policy.model import AgentScope, Policy
 from changegate.policy.windows import as_utc
@@ -46,14 +46,33 @@ class KillSwitch(Contract):
     reason: str = ""
 
 
+class OpenIncident(Contract):
+    """An incident not yet closed: where, how severe, whether its change was fully restored."""
+
+    incident_id: str
+    target_label: str
+    severity: IncidentSeverity
+    restored: bool = False
+    opened_at: datetime
+
+    @field_validator("opened_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+
 class AdmissionState(Contract):
     """The history admission judges against, read by the caller.
 
     `recent_changes` must hold every change submitted within `Policy.lookback()` of now,
-    and every change still running whenever it was submitted.
+    and every change still running whenever it was submitted. `incidents` holds every open
+    incident; `open_incident_targets` and `open_incidents` are the older, severity-less form
+    of the same, kept for callers that read only labels: a label listed there without an
+    entry in `incidents` freezes its own target until closed.
     """
 
     recent_changes: list[RecentChange] = Field(default_factory=list)
+    incidents: list[OpenIncident] = Field(default_factory=list)
     open_incident_targets: list[str] = Field(default_factory=list)
     open_incidents: dict[str, str] = Field(
         default_factory=dict, description="An open incident's id by its target label."
@@ -62,12 +81,17 @@ class AdmissionState(Contract):
 
 
 class Admission(Contract):
-    """Admitted, or refused by a named rule with why and what would be admitted instead."""
+    """Admitted, or refused by a named rule with why and what would be admitted instead.
+
+    `retry_after` is the seconds after which the same request may pass, set by every rule
+    whose refusal is a 429 (`rate.*`); the API sends it as `Retry-After`.
+    """
 
     admitted: bool
     rule: str | None = None
     reason: str = ""
     would_pass: str = ""
+    retry_after: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _refusal_is_explained(self) -> Admission:
@@ -81,9 +105,17 @@ class Admission(Contract):
         return cls(admitted=True)
 
     @classmethod
-    def refuse(cls, rule: str, *, reason: str, would_pass: str) -> Admission:
-        """The request broke `rule`."""
-        return cls(admitted=False, rule=rule, reason=reason, would_pass=would_pass)
+    def refuse(
+        cls, rule: str, *, reason: str, would_pass: str, retry_after: float | None = None
+    ) -> Admission:
+        """The request broke `rule`; `retry_after` seconds from now it may pass."""
+        return cls(
+            admitted=False,
+            rule=rule,
+            reason=reason,
+            would_pass=would_pass,
+            retry_after=retry_after,
+        )
 
 
 @dataclass(frozen=True)
