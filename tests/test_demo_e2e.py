@@ -35,11 +35,19 @@ async def test_demo_plays_the_story_and_exits_0(tmp_path: Path) -> None:
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    # Act 1: the stale assumption is shown to the approver, and the change still completes.
-    assert "stale-assumption: the agent assumed units.*.pool_size = 20" in out
+    # Act 1: the stale agent's change would lower checkout-2 (28 -> 24): it is stopped at
+    # VALIDATE, before any approver is asked; the summary's first line says what would happen.
+    assert "stale-written-key: the agent assumed units.*.pool_size = 20" in out
+    assert "direction-reversed: the agent believes pool_size goes 20 → 24 (a raise)" in out
+    assert "pool_size 20 → 24 on 3, 28 → 24 on checkout-2" in out
+    assert "BLOCKED  (story needs BLOCKED)" in out
+    # ... then it observes, leaves the hand-raised instance alone and resubmits; that runs.
+    assert "ACT 1, again: the agent observes and resubmits with the true state" in out
+    assert "checkout-2: pool_size 28" in out
+    assert "(3 units): pool_size 20 → 24 on all 3" in out
     assert "DONE  (story needs DONE)" in out
     # Act 2: the canary's health fails and the change is rolled back.
     assert "canary health failed" in out
     assert "ROLLED_BACK  (story needs ROLLED_BACK)" in out
-    assert out.count("/namespaces/default/workflows/chg-") == 2
+    assert out.count("/namespaces/default/workflows/chg-") == 3
     assert (tmp_path / "data" / "demo" / "temporal.db").exists()

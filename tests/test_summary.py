@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from changegate.activities import render
+from changegate.activities.summary import real_change
 from changegate.models import (
     ChangePlan,
     Finding,
@@ -80,7 +81,7 @@ def test_summary_is_deterministic_and_puts_what_the_agent_did_not_know_first() -
     assert positions == sorted(positions)
     assert "[WARN ] stale-assumption" in text
     assert "canary: checkout-0" in text and "wave-2: checkout-3" in text
-    assert "pool_size: 20 -> 24" in text
+    assert "per unit: pool_size 20 → 24 on all 4" in text
     assert "4 of 4 units of fleet:service=checkout will change" in text
 
 
@@ -97,3 +98,35 @@ def test_phases_split_canary_then_even_waves() -> None:
     ]
     assert split_phases(["a"], request.rollout) == [["a"]]
     assert split_phases(["a", "b"], request.rollout) == [["a"], ["b"]]
+
+
+def test_first_line_is_the_real_before_and_after() -> None:
+    data = summary_input([])
+    text = render(data).text
+    assert text.splitlines()[0] == (
+        "CHANGE chg-1: agent-7 wants set_config on fleet:service=checkout (4 units): "
+        "pool_size 20 → 24 on all 4"
+    )
+    drifted = data.plan.phases[1][1]
+    data.plan.phases[1][1] = drifted.model_copy(update={"before": {"pool_size": 28}})
+    summary = render(data)
+    assert summary.headline.endswith(f": pool_size 20 → 24 on 3, 28 → 24 on {drifted.unit_id}")
+    assert summary.text.splitlines()[0] == f"CHANGE chg-1: {summary.headline}"
+
+
+def test_real_change_lists_a_minority_by_name_and_separates_multi_key_diffs() -> None:
+    def unit(name: str, before: int, after: int) -> UnitChange:
+        return UnitChange(
+            unit_id=name,
+            phase="canary",
+            before={"pool_size": before, "timeout_ms": 800},
+            after={"pool_size": after, "timeout_ms": 900},
+        )
+
+    plan = ChangePlan(phases=[[unit("a", 20, 24), unit("b", 28, 24), unit("c", 30, 24)]])
+    assert real_change(plan) == (
+        "pool_size 20 → 24, timeout_ms 800 → 900 on a; "
+        "pool_size 28 → 24, timeout_ms 800 → 900 on b; "
+        "pool_size 30 → 24, timeout_ms 800 → 900 on c"
+    )
+    assert real_change(ChangePlan(phases=[])) == ""

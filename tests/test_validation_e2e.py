@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 from temporalio.client import Client
 
+from changegate.api.views import change_page
 from changegate.models import Control, Decision, Outcome, Stage
+from changegate.policy import Policy
 from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.worker import running_worker
@@ -174,11 +177,12 @@ async def strict_worker(
 async def test_stale_assumption_can_be_made_to_block_before_any_write(
     client: Client, strict_worker: Settings, fleet: Fleet
 ) -> None:
-    fleet.set("checkout", "checkout-3", f"drift-{uuid.uuid4().hex}", pool_size=26)
+    # A stale belief about a key the change does not write (it writes pool_size).
+    fleet.set("checkout", "checkout-3", f"drift-{uuid.uuid4().hex}", timeout_ms=950)
     changes = ChangeService(client, strict_worker)
     try:
         change_id = await changes.submit(
-            make_request(parameters={"pool_size": 23}, assumptions={"units.*.pool_size": 20})
+            make_request(parameters={"pool_size": 23}, assumptions={"units.*.timeout_ms": 800})
         )
         final = await changes.wait(change_id)
     finally:
@@ -186,5 +190,51 @@ async def test_stale_assumption_can_be_made_to_block_before_any_write(
     assert final.outcome == Outcome.BLOCKED
     [finding] = final.findings
     assert finding.code == "stale-assumption" and finding.severity == "block"
-    assert finding.actual == 26
+    assert finding.actual == 950
     assert len(fleet.write_log()) == 1  # only the hand edit above
+
+
+async def test_a_change_that_would_lower_what_the_agent_believes_it_raises_is_blocked(
+    changes: ChangeService, fleet: Fleet
+) -> None:
+    fleet.set("checkout", "checkout-2", f"hotfix-{uuid.uuid4().hex}", pool_size=28)
+    change_id = await changes.submit(
+        make_request(assumptions={"unit_count": 4, "units.*.pool_size": 20})
+    )
+    final = await changes.wait(change_id)
+    assert final.outcome == Outcome.BLOCKED
+    assert not any(e.kind == "approved" for e in final.timeline)
+    assert [f.code for f in final.findings] == ["stale-written-key", "direction-reversed"]
+    assert all(f.severity == "block" for f in final.findings)
+    reversed_ = final.findings[1]
+    assert reversed_.path == "units.checkout-2.pool_size" and reversed_.actual == 28
+    assert "would lower it" in reversed_.message and "observe_target" in reversed_.message
+    assert final.summary is not None
+    assert final.summary.splitlines()[0].endswith(
+        "(4 units): pool_size 20 → 24 on 3, 28 → 24 on checkout-2"
+    )
+    page = change_page(final, policy=Policy(), now=datetime.now(UTC))
+    assert page["real_change"] == "pool_size 20 → 24 on 3, 28 → 24 on checkout-2"
+    assert len(fleet.write_log()) == 1  # only the hand edit above
+    assert fleet.configs("checkout")["checkout-2"]["pool_size"] == 28
+
+
+async def test_the_agent_that_observes_and_resubmits_with_the_true_state_runs(
+    changes: ChangeService, fleet: Fleet
+) -> None:
+    fleet.set("checkout", "checkout-2", f"hotfix-{uuid.uuid4().hex}", pool_size=28)
+    stale = await changes.submit(
+        make_request(assumptions={"unit_count": 4, "units.*.pool_size": 20})
+    )
+    blocked = await changes.wait(stale)
+    assert blocked.outcome == Outcome.BLOCKED and blocked.observation is not None
+    keep = [u.unit_id for u in blocked.observation.units if u.state["pool_size"] == 20]
+    request = make_request(assumptions={"unit_count": 3, "units.*.pool_size": 20})
+    request.target.selector["instances"] = ",".join(keep)
+    change_id = await changes.submit(request)
+    status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+    assert status.findings == []
+    await changes.approve(change_id, Decision(actor="alice"))
+    assert (await changes.wait(change_id)).outcome == Outcome.DONE
+    pools = {unit: c["pool_size"] for unit, c in fleet.configs("checkout").items()}
+    assert pools == {"checkout-0": 24, "checkout-1": 24, "checkout-2": 28, "checkout-3": 24}

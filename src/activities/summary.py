@@ -36,6 +36,8 @@ def render(data: SummaryInput) -> Summary:
         f"{req.agent.agent_id} wants {req.change.operation} on {req.target.label()} "
         f"({len(plan.units())} units)"
     )
+    if real := real_change(plan):
+        headline += f": {real}"
     sections = [
         f"CHANGE {data.change_id}: {headline}",
         _who(req),
@@ -50,6 +52,31 @@ def render(data: SummaryInput) -> Summary:
         _section("HOW IT ROLLS BACK", _rollback(plan)),
     ]
     return Summary(headline=headline, text="\n\n".join(sections) + "\n")
+
+
+def real_change(plan: ChangePlan) -> str:
+    """The real before → after of every unit, the commonest first by count and the rest by
+    name: `pool_size 20 → 24 on 3, 28 → 24 on checkout-2`; empty for an empty plan."""
+    keys = sorted({k for u in plan.units() for k in u.after})
+    single = len(keys) == 1
+    groups: dict[str, list[str]] = {}
+    for unit in plan.units():
+        diff = ", ".join(
+            ("" if single else f"{k} ") + f"{_value(unit.before.get(k))} → {_value(v)}"
+            for k, v in unit.after.items()
+        )
+        groups.setdefault(diff, []).append(unit.unit_id)
+    ordered = sorted(groups.items(), key=lambda group: -len(group[1]))
+    parts, listed = [], not single
+    for index, (diff, units) in enumerate(ordered):
+        if index == 0 and len(units) > 1:
+            where = f"all {len(units)}" if len(groups) == 1 else str(len(units))
+        else:
+            where = ", ".join(units[:3]) + (f" and {len(units) - 3} more" if units[3:] else "")
+            listed = listed or len(units) > 1
+        parts.append(f"{diff} on {where}")
+    # A single key is named once, at the front: `pool_size 20 → 24 on 3, 28 → 24 on c-2`.
+    return (f"{keys[0]} " if single else "") + ("; " if listed else ", ").join(parts)
 
 
 def _section(title: str, lines: list[str]) -> str:
@@ -134,12 +161,8 @@ def _plan(r: RolloutSpec, plan: ChangePlan) -> list[str]:
         bake = r.canary_bake_seconds if index == 0 else r.wave_bake_seconds
         names = ", ".join(u.unit_id for u in phase)
         lines.append(f"{phase[0].phase}: {names} (bake {bake:g}s, then analysis)")
-    first = plan.units()[0] if plan.units() else None
-    if first is not None:
-        diff = ", ".join(
-            f"{k}: {_value(first.before.get(k))} -> {_value(v)}" for k, v in first.after.items()
-        )
-        lines.append(f"each unit: {diff}")
+    if plan.units():
+        lines.append(f"per unit: {real_change(plan)}")
     return lines
 
 

@@ -24,6 +24,7 @@ from changegate.policy import (
     context_findings,
     risk_tier,
 )
+from changegate.policy.assumptions import direction_findings
 from changegate.policy.rollout import effective_rollout
 from changegate.store import Store, active_changes, open_incident_targets
 
@@ -116,7 +117,10 @@ class ValidationActivities:
         active, incidents = await asyncio.to_thread(self._read_store, data.change_id)
         flags, unreadable = await gather_flags(self._sources)
         findings = kind_findings(data, self._kinds)
-        findings += check_assumptions(data.request.assumptions, data.observation)
+        request = data.request
+        writes = request.change.parameters
+        findings += check_assumptions(request.assumptions, data.observation, writes=writes)
+        findings += direction_findings(request.assumptions, data.observation, writes=writes)
         findings += context_findings(
             data.request,
             policy=self._policy,

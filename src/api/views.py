@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from changegate.activities.summary import real_change
 from changegate.models import ChangeRef, ChangeStatus, Stage
 from changegate.policy import Policy
 
@@ -112,6 +113,7 @@ def change_page(status: ChangeStatus, *, policy: Policy, now: datetime) -> dict[
         "intent": req.intent,
         "target": req.target.label(),
         "operation": req.change.operation,
+        "real_change": real_change(status.plan) if status.plan else "",
         "parameters": [(k, _value(v)) for k, v in sorted(req.change.parameters.items())],
         "assumptions": [(k, _value(v)) for k, v in req.assumptions.items()],
         "evidence": req.evidence,

@@ -45,7 +45,8 @@ def _event(change_id: str, status: ChangeStatus, printed: int) -> None:
 @pass_context
 @run
 async def demo(ctx: Context, embedded: bool) -> None:
-    """Play the demo: a stale-context change, then a bad release rolled back by its canary.
+    """Play the demo: a stale-context change stopped, observed and resubmitted, then a bad
+    release rolled back by its canary.
 
     It runs in its own data directory (`<data dir>/demo`), emptied at the start, so that the
     incident and history of an earlier run do not freeze this one.
@@ -69,10 +70,10 @@ async def demo(ctx: Context, embedded: bool) -> None:
         finally:
             changes.close()
         click.echo("\n" + click.style("HOW IT ENDED", bold=True))
-        for act, status in results:
-            want = act.expected.value
+        for played in results:
+            status, want = played.status, played.expected.value
             click.echo(f"\n  {status.change_id}  {state_label(status)}  (story needs {want})")
-            click.echo(f"    {act.title}; web UI: {settings.workflow_url(status.change_id)}")
+            click.echo(f"    {played.title}; web UI: {settings.workflow_url(status.change_id)}")
             for event in status.timeline:
                 if event.kind not in _QUIET:
                     click.echo("  " + timeline_line(event))
