@@ -65,19 +65,20 @@ async def test_degrading_change_rolls_back_and_only_the_canary_was_written(
 async def test_stale_assumption_is_a_finding_in_the_summary(
     changes: ChangeService, fleet: Fleet
 ) -> None:
-    fleet.set("checkout", "checkout-2", "drift-1", pool_size=30)
+    # A stale belief about a key the change does not write is shown, not blocking.
+    fleet.set("checkout", "checkout-2", "drift-1", timeout_ms=900)
     change_id = await changes.submit(
-        make_request(assumptions={"unit_count": 4, "units.*.pool_size": 20})
+        make_request(assumptions={"unit_count": 4, "units.*.timeout_ms": 800})
     )
     status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
 
     [finding] = status.findings
     assert finding.code == "stale-assumption"
-    assert finding.path == "units.*.pool_size"
-    assert finding.expected == 20 and finding.actual == 30
+    assert finding.path == "units.*.timeout_ms"
+    assert finding.expected == 800 and finding.actual == 900
     assert status.summary is not None
     head = status.summary.split("WHAT IT WANTS")[0]
-    assert "WHAT THE AGENT DID NOT KNOW" in head and "units.*.pool_size" in head
+    assert "WHAT THE AGENT DID NOT KNOW" in head and "units.*.timeout_ms" in head
     await changes.reject(change_id, Decision(actor="alice", reason="stale"))
     assert (await changes.wait(change_id)).outcome == Outcome.REJECTED
 

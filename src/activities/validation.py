@@ -88,7 +88,7 @@ def declared_class(data: ValidateInput, kinds: KindRegistry) -> OperationClass |
     if data.request.target.kind not in kinds.names():
         return None
     operation = kinds.get(data.request.target.kind).operations.get(data.request.change.operation)
-    return None if operation is None else operation.operation_class
+    return None if operation is None else operation.class_for(data.request.change.parameters)
 
 
 class ValidationActivities:

@@ -33,7 +33,12 @@ from changegate.models import (
     Outcome,
 )
 
-_CONTEXT_CODES = {"stale-assumption", "unverifiable-assumption"}
+_CONTEXT_CODES = {
+    "stale-assumption",
+    "stale-written-key",
+    "direction-reversed",
+    "unverifiable-assumption",
+}
 _VOIDED = "approval-voided"
 
 

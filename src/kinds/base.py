@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from changegate.settings import Settings
 
 
+_CLASS_ORDER: tuple[OperationClass, ...] = ("config", "scale", "deploy", "destructive")
+
+
 class Parameters(BaseModel):
     """Base of an operation's parameter schema: unknown keys, NaN and infinity are refused."""
 
@@ -39,6 +42,13 @@ class Operation:
     parameters: type[Parameters]
     operation_class: OperationClass = "config"
     reversible: bool = True
+    key_classes: Mapping[str, OperationClass] = field(default_factory=dict)
+    """Parameter keys that raise the class when a change sets them (`version`: `deploy`)."""
+
+    def class_for(self, parameters: Mapping[str, object]) -> OperationClass:
+        """The operation's class for these parameters: the highest of its own and its keys'."""
+        keys = [self.key_classes[k] for k in parameters if k in self.key_classes]
+        return max([self.operation_class, *keys], key=_CLASS_ORDER.index)
 
 
 @dataclass(frozen=True)

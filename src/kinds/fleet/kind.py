@@ -29,6 +29,8 @@ class FleetKind:
             "selected instance; reverted by writing the old values back.",
             parameters=SetConfig,
             operation_class="config",
+            # A new version is a release: at least medium risk, like any deploy.
+            key_classes={"version": "deploy"},
         ),
     }
     metrics: Mapping[str, Metric] = {
