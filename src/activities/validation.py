@@ -11,6 +11,7 @@ from pathlib import Path
 from temporalio import activity
 
 from changegate.activities.heartbeat import heartbeats
+from changegate.admission import read_open_incidents
 from changegate.context import ContextSource, FileContextSource, HttpContextSource, gather_flags
 from changegate.errors import InvalidChange, InvalidTarget
 from changegate.kinds import KindRegistry
@@ -26,7 +27,8 @@ from changegate.policy import (
 )
 from changegate.policy.assumptions import direction_findings
 from changegate.policy.rollout import effective_rollout
-from changegate.store import Store, active_changes, open_incident_targets
+from changegate.policy.state import OpenIncident
+from changegate.store import Store, active_changes
 
 
 def context_sources(policy: Policy, *, base: Path | None = None) -> list[ContextSource]:
@@ -127,7 +129,7 @@ class ValidationActivities:
             now=datetime.now(UTC),
             observation_label=label,
             active_changes=active,
-            open_incident_targets=incidents,
+            open_incidents=incidents,
             flags=flags,
         )
         findings += [
@@ -146,7 +148,7 @@ class ValidationActivities:
         rollout = effective_rollout(data.request.rollout, risk)
         return ValidationReport(findings=findings, risk=risk, rollout=rollout)
 
-    def _read_store(self, change_id: str) -> tuple[list[ActiveChange], set[str]]:
+    def _read_store(self, change_id: str) -> tuple[list[ActiveChange], list[OpenIncident]]:
         with self._store.session() as session:
             active = [
                 ActiveChange(
@@ -155,4 +157,4 @@ class ValidationActivities:
                 for row in active_changes(session=session)
                 if row.change_id != change_id
             ]
-            return active, open_incident_targets(session=session)
+            return active, read_open_incidents(session=session)

@@ -154,16 +154,7 @@ class Gate:
             rows[row.change_id] = row
         return AdmissionState(
             recent_changes=[_recent(row) for row in rows.values()],
-            incidents=[
-                OpenIncident(
-                    incident_id=i.incident_id,
-                    target_label=i.target_label,
-                    severity=IncidentSeverity(i.severity),
-                    restored=i.data.get("restored") is True,
-                    opened_at=i.opened_at,
-                )
-                for i in list_incidents(session=session, open_only=True)
-            ],
+            incidents=read_open_incidents(session=session),
             kill_switches=[
                 KillSwitch(
                     scope=s.scope,
@@ -187,3 +178,17 @@ def _recent(row: ChangeRow) -> RecentChange:
         outcome=Outcome(row.outcome) if row.outcome else None,
         submitted_at=row.submitted_at,
     )
+
+
+def read_open_incidents(*, session: Session) -> list[OpenIncident]:
+    """Every open incident as the freeze rule judges it: target, severity, restored, age."""
+    return [
+        OpenIncident(
+            incident_id=i.incident_id,
+            target_label=i.target_label,
+            severity=IncidentSeverity(i.severity),
+            restored=i.data.get("restored") is True,
+            opened_at=i.opened_at,
+        )
+        for i in list_incidents(session=session, open_only=True)
+    ]
