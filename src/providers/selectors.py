@@ -125,6 +125,18 @@ def label_list(
     return ",".join(sorted(set(entries)))
 
 
+def check_kind(target: Target, kind: str) -> None:
+    """`InvalidTarget` unless `target` is of `kind` (a provider resolves only its own)."""
+    if target.kind != kind:
+        raise InvalidTarget(
+            rule=KIND_RULE,
+            field="target.kind",
+            reason=f"target.kind {target.kind!a} is not {kind!r}, the only kind its provider "
+            "resolves",
+            would_pass=f"target.kind {kind!r}",
+        )
+
+
 def is_label(value: str) -> bool:
     """True if `value` is a DNS label (an id a kind may use for a unit)."""
     try:

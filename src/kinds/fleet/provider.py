@@ -17,7 +17,6 @@ import httpx
 from pydantic import JsonValue
 
 from changegate.errors import (
-    InvalidTarget,
     TargetNotFound,
     TargetTimeout,
     TargetUnavailable,
@@ -35,8 +34,8 @@ from changegate.models import (
 from changegate.models.request import UNIT_FILTER
 from changegate.providers.phasing import phase_name, split_phases
 from changegate.providers.selectors import (
-    KIND_RULE,
     check_keys,
+    check_kind,
     dns_label,
     label_list,
     selected_unit,
@@ -66,14 +65,7 @@ class FleetProvider:
 
     def resolve(self, target: Target) -> Target:
         """The canonical fleet target, or `InvalidTarget` for a key or name it cannot vouch for."""
-        if target.kind != self.kind:
-            raise InvalidTarget(
-                rule=KIND_RULE,
-                field="target.kind",
-                reason=f"target.kind {target.kind!a} is not {self.kind!r}, the only kind the "
-                "fleet provider resolves",
-                would_pass=f"target.kind {self.kind!r}",
-            )
+        check_kind(target, self.kind)
         check_keys(
             target.selector,
             kind=self.kind,

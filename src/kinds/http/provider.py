@@ -41,9 +41,9 @@ from changegate.models import (
 from changegate.models.request import UNIT_FILTER
 from changegate.providers.phasing import phase_name, split_phases
 from changegate.providers.selectors import (
-    KIND_RULE,
     LABEL_RULE,
     check_keys,
+    check_kind,
     dns_label,
     is_label,
     label_list,
@@ -82,13 +82,7 @@ class HttpProvider:
 
     def resolve(self, target: Target) -> Target:
         """The canonical http target, or `InvalidTarget`."""
-        if target.kind != self.kind:
-            raise InvalidTarget(
-                rule=KIND_RULE,
-                field="target.kind",
-                reason=f"target.kind {target.kind!a} is not {self.kind!r}",
-                would_pass=f"target.kind {self.kind!r}",
-            )
+        check_kind(target, self.kind)
         check_keys(
             target.selector,
             kind=self.kind,
