@@ -56,7 +56,11 @@ VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "scheme-credential",
         re.compile(r"(?i)\b(?:bearer|basic|token)\s+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)"),
     ),
-    ("url-credentials", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<secret>[^\s@/]+)@")),
+    # A password already masked (`***`, as SQLAlchemy prints URLs) is left as it is.
+    (
+        "url-credentials",
+        re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<secret>(?!\*+@)[^\s@/]+)@"),
+    ),
     (
         "assignment",
         re.compile(
