@@ -108,7 +108,12 @@ class Signer:
                 "ticket (submit it through the changegate API, CLI, MCP server or client)",
             )
         if not self._signed(ticket):
-            return _refuse("admission.forged", "the admission ticket's signature is not valid")
+            return _refuse(
+                "admission.forged",
+                "the admission ticket's signature is not valid: it was not signed by this "
+                "changegate's key (the API and every worker must share CHANGEGATE_SIGNING_KEY "
+                "or the same data directory's signing.key)",
+            )
         if ticket.change_id != check.change_id:
             return _refuse(
                 "admission.mismatch",
