@@ -7,7 +7,7 @@
   loses its answer, then cuts, or runs a callback (SIGKILL a worker, say).
   The proxy runs its own event loop in its own thread, like a separate network element, so
   a blocking client on the test's loop can never stall it.
-* `postgres_schema` gives a PostgreSQL schema of its own; `through` routes a URL via a proxy.
+* `through` routes a URL via a proxy (`tests.support.postgres_schema` gives the schema).
 * `TemporalServer` is a dev server this test owns, to SIGKILL and start again on its file.
 * `WorkerProcess` is `python -m changegate worker` as a child process.
 * The checks every case makes: `unit_steps` (changegate's writes per unit from the fleet's
@@ -28,18 +28,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from changegate.admission import AdmissionRefused
 from changegate.models import ChangeStatus, Decision, Outcome, Stage
@@ -49,14 +46,15 @@ from changegate.settings import Settings
 from changegate.store import (
     Store,
     close_incident,
-    create_engine_for,
     get_change,
     list_events,
 )
-from tests.support import TEST_POLICY, free_port, make_request, wait_for_stage, wait_until
-
-POSTGRES_URL = os.environ.get(
-    "CHANGEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+from tests.support import (
+    TEST_POLICY,
+    free_port,
+    make_request,
+    wait_for_stage,
+    wait_until,
 )
 
 Lose = Literal["request", "response"]
@@ -356,34 +354,6 @@ class TcpProxy:
 
 
 # ---- PostgreSQL ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def postgres_schema(base: str = POSTGRES_URL) -> Iterator[URL]:
-    """A URL on a PostgreSQL schema of its own (dropped afterwards); skipped when the
-    server is down, unless on CI."""
-    admin = create_engine_for(
-        make_url(base).update_query_dict({"connect_timeout": "3"}).render_as_string(False)
-    )
-    try:
-        try:
-            with admin.connect():
-                pass
-        except sa.exc.OperationalError as exc:
-            message = f"PostgreSQL at {base} is unreachable: {exc.orig}"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-        schema = f"cg_faults_{uuid.uuid4().hex[:10]}"
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        finally:
-            with admin.begin() as connection:
-                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 def through(url: URL, proxy: TcpProxy) -> str:

@@ -7,15 +7,22 @@ fixtures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
 
 from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
+from changegate.store import create_engine_for
 
 if TYPE_CHECKING:
     from changegate.service import ChangeService
@@ -172,3 +179,36 @@ async def approve_fully(changes: ChangeService, change_id: str) -> None:
 def as_user(env: dict[str, str], name: str) -> dict[str, str]:
     """The CLI environment (`cli_env`) with `name`'s token instead of agent-7's."""
     return {**env, "CHANGEGATE_TOKEN": env[f"TEST_TOKEN_{name}"]}
+
+
+POSTGRES_URL = os.environ.get(
+    "CHANGEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str = "cg", base: str = POSTGRES_URL) -> Iterator[URL]:
+    """A URL on a PostgreSQL schema of its own (dropped afterwards); skipped when the
+    server is down, unless on CI, where the store tests must run on PostgreSQL."""
+    admin = create_engine_for(
+        make_url(base).update_query_dict({"connect_timeout": "3"}).render_as_string(False)
+    )
+    try:
+        try:
+            with admin.connect():
+                pass
+        except sa.exc.OperationalError as exc:
+            message = f"PostgreSQL at {base} is unreachable: {exc.orig}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        finally:
+            with admin.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()

@@ -30,8 +30,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
 from changegate.models import Outcome
@@ -39,7 +37,6 @@ from changegate.settings import Settings
 from changegate.store import (
     Store,
     active_changes,
-    create_engine_for,
     create_token,
     get_change,
     list_refusals,
@@ -47,13 +44,10 @@ from changegate.store import (
     recent_changes,
 )
 from changegate.worker import running_worker
-from tests.support import TEST_POLICY, Fleet, free_port, make_request, wait_until
+from tests.support import TEST_POLICY, Fleet, free_port, make_request, postgres_schema, wait_until
 
 pytestmark = pytest.mark.e2e
 
-POSTGRES_URL = os.environ.get(
-    "CHANGEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
 PAIRS = 20
 AGENT = "race-agent"
 SERVICE = "checkout"
@@ -72,24 +66,6 @@ class Stack:
     logs: tuple[Path, Path]
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[sa.Engine]:
-    """An engine on the test database; skipped when it is down, unless on CI."""
-    url = make_url(POSTGRES_URL).update_query_dict({"connect_timeout": "3"})
-    engine = create_engine_for(url.render_as_string(hide_password=False))
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None for SQLite (the store is `changegate.db` in the shared data directory), else a
@@ -97,16 +73,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    admin: sa.Engine = request.getfixturevalue("postgres")
-    schema = f"cg_api_race_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        scoped = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    with postgres_schema("cg_api_race") as scoped:
         yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 def _api_env(own: Settings, config_dir: Path) -> dict[str, str]:

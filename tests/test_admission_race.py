@@ -21,7 +21,6 @@ from typing import Protocol
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from changegate.admission import AdmissionRefused, Gate
 from changegate.models import ChangeRequest
@@ -29,15 +28,12 @@ from changegate.policy import AgentScope, Policy
 from changegate.store import (
     Store,
     active_changes,
-    create_engine_for,
     list_refusals,
     locked_session,
     open_store,
 )
+from tests.support import postgres_schema
 
-POSTGRES_URL = os.environ.get(
-    "CHANGEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
 PAIRS = 20
 RESULT_TIMEOUT = 120.0
 
@@ -144,24 +140,6 @@ def race(
     return dict(shared.get_nowait() for _ in range(total))
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[sa.Engine]:
-    """An engine on the test database; skipped when it is down, unless on CI."""
-    url = make_url(POSTGRES_URL).update_query_dict({"connect_timeout": "3"})
-    engine = create_engine_for(url.render_as_string(hide_password=False))
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
     """A migrated, empty store: a SQLite file, or a PostgreSQL schema of its own."""
@@ -170,18 +148,10 @@ def url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[
         open_store(location).close()
         yield location
         return
-    admin: sa.Engine = request.getfixturevalue("postgres")
-    schema = f"cg_race_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        scoped = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    with postgres_schema("cg_race") as scoped:
         location = scoped.render_as_string(hide_password=False)
         open_store(location).close()
         yield location
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture

@@ -35,7 +35,6 @@ from changegate.settings import Settings
 from changegate.store import Store, open_store
 from changegate.worker import running_worker
 from tests.faultkit import (
-    POSTGRES_URL,
     TcpProxy,
     TemporalServer,
     WorkerProcess,
@@ -45,14 +44,21 @@ from tests.faultkit import (
     assert_target_free,
     bounded,
     other_writes,
-    postgres_schema,
     report,
     stored_outcome_after,
     through,
     unit_steps,
     worker_env,
 )
-from tests.support import Fleet, approve_fully, make_request, wait_for_stage, wait_until
+from tests.support import (
+    POSTGRES_URL,
+    Fleet,
+    approve_fully,
+    make_request,
+    postgres_schema,
+    wait_for_stage,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +103,7 @@ async def test_store_cut_60s_mid_canary_ends_done_and_the_store_catches_up(
     postgres = make_url(POSTGRES_URL)
     assert postgres.host and postgres.port
     with (
-        postgres_schema() as direct,
+        postgres_schema("cg_faults") as direct,
         TcpProxy(postgres.host, postgres.port, name="postgres") as proxy,
     ):
         proxied = through(direct, proxy)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing.queues import Queue
@@ -15,7 +14,6 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pydantic import JsonValue, ValidationError
-from sqlalchemy.engine import make_url
 
 from changegate.models import (
     ChangeRequest,
@@ -66,10 +64,8 @@ from changegate.store import (
     upsert_change,
     verify_token,
 )
+from tests.support import postgres_schema
 
-POSTGRES_URL = os.environ.get(
-    "CHANGEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
 T0 = datetime(2025, 11, 22, 9, 0, tzinfo=UTC)
 TABLES = {
     "changes",
@@ -101,40 +97,14 @@ def make_request(
     )
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[sa.Engine]:
-    """An engine on the test database; skipped when it is down, unless on CI."""
-    url = make_url(POSTGRES_URL).update_query_dict({"connect_timeout": "3"})
-    engine = create_engine_for(url.render_as_string(hide_password=False))
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
     """An empty database: a SQLite file path, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
         yield os.path.join(tmp_path, "data", "audit.db")
         return
-    admin: sa.Engine = request.getfixturevalue("postgres")
-    schema = f"cg_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        scoped = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    with postgres_schema("cg") as scoped:
         yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture
