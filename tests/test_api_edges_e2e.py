@@ -60,7 +60,7 @@ def own_app(client: Client, settings: Settings) -> Iterator[FastAPI]:
     changes.close()
 
 
-def from_address(app: FastAPI, host: str, *, base: str = "http://testserver") -> httpx.AsyncClient:
+def from_address(app: FastAPI, host: str, *, base: str = "http://127.0.0.1") -> httpx.AsyncClient:
     """A client of `app` in this process, calling from `host`."""
     transport = httpx.ASGITransport(app=app, client=(host, 40000))
     return httpx.AsyncClient(transport=transport, base_url=base)
@@ -135,11 +135,11 @@ async def test_login_lands_on_the_page_asked_for_and_only_on_this_sites_pages(
     assert landed.status_code == 303 and landed.headers["location"] == wanted
 
     for elsewhere in (
-        "https://evil.example/ui/",
-        "//evil.example/ui/",
-        "/\\evil.example",
+        "https://evil.example.com/ui/",
+        "//evil.example.com/ui/",
+        "/\\evil.example.com",
         "/ui/../api/v1/whoami",
-        "/ui//evil.example",
+        "/ui//evil.example.com",
         "/api/v1/whoami",
         "javascript:alert(1)",
     ):

@@ -178,7 +178,7 @@ async def test_the_api_answers_with_the_tables_status(error: ChangegateError) ->
         raise error
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         answer = await http.get("/boom")
     assert answer.status_code == http_status(error)
     assert set(answer.json()["error"]) >= {"rule", "reason", "would_pass"}

@@ -110,8 +110,8 @@ def test_resolve_makes_the_selector_canonical(provider: HttpProvider) -> None:
 @pytest.mark.parametrize(
     ("selector", "field"),
     [
-        ({"endpoint": "checkout", "url": "http://evil.example"}, "target.selector.url"),
-        ({"endpoint": "http://evil.example"}, "target.selector.endpoint"),
+        ({"endpoint": "checkout", "url": "http://evil.example.com"}, "target.selector.url"),
+        ({"endpoint": "http://evil.example.com"}, "target.selector.endpoint"),
         ({"endpoint": "billing"}, "target.selector.endpoint"),
         ({"endpoint": "Checkout"}, "target.selector.endpoint"),
         ({"endpoint": "checkout", "instances": "checkout-0/../x"}, "target.selector.instances"),
@@ -140,7 +140,7 @@ def test_endpoints_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     ("change", "match"),
     [
         ({"url": "ftp://x"}, "http"),
-        ({"url": "http://x/path"}, "no path"),
+        ({"url": "http://x.example.com/path"}, "no path"),
         ({"item_path": "/flags"}, "exactly once"),
         ({"item_path": "/../{unit}"}, r"\.\."),
         ({"pointer": "config"}, "start with '/'"),
@@ -265,7 +265,9 @@ async def test_health_reads_each_units_document(fleet: Fleet) -> None:
 
 def mapped(status: int, body: bytes = b'{"error": "told so"}') -> HttpProvider:
     def answer(req: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=body, headers={"Location": "http://elsewhere/"})
+        return httpx.Response(
+            status, content=body, headers={"Location": "http://elsewhere.example.com/"}
+        )
 
     endpoints = {
         "flags": HttpEndpoint.model_validate(

@@ -64,8 +64,8 @@ def http_harness(request: pytest.FixtureRequest) -> Harness:
         bad_selectors=[
             ({"endpoint": "Ledger"}, "target.selector.endpoint"),
             ({"endpoint": "billing"}, "target.selector.endpoint"),
-            ({"endpoint": "http://evil.example"}, "target.selector.endpoint"),
-            ({"endpoint": "ledger", "url": "http://evil.example"}, "target.selector.url"),
+            ({"endpoint": "http://evil.example.com"}, "target.selector.endpoint"),
+            ({"endpoint": "ledger", "url": "http://evil.example.com"}, "target.selector.url"),
             ({"endpoint": "ledger", "instances": "a,,b"}, "target.selector.instances"),
             ({"instances": "ledger-0"}, "target.selector.endpoint"),
         ],

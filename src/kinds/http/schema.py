@@ -195,7 +195,7 @@ class HttpEndpoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="Base URL, e.g. https://flags.internal (http or https).")
+    url: str = Field(description="Base URL, e.g. http://127.0.0.1:8710 (http or https).")
     item_path: str = Field(description="A unit's document, e.g. /flags/{unit}.")
     pointer: str = Field(default="", description="JSON pointer to the config object in it.")
     units: list[str] | None = Field(default=None, description="Fixed unit ids (no list call).")
