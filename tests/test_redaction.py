@@ -158,7 +158,7 @@ def test_request_is_redacted_everywhere_it_carries_text() -> None:
     raw["agent"]["session_id"] = JWT
     raw["agent"]["on_behalf_of"] = "alice password is hunter2"
     raw["evidence"][0]["excerpt"] = f"found {AWS} in the runbook"
-    raw["evidence"][0]["source"] = "https://ops:Pa55w0rd!@wiki/runbook"
+    raw["evidence"][0]["source"] = "https://ops:Pa55w0rd!@wiki.example.com/runbook"
     request = type(make_request()).model_validate(raw)
     redacted = redact_request(request)
     dumped = redacted.model_dump_json()
