@@ -1,8 +1,10 @@
-"""The approval page in headless Chromium: log in, read a change, approve it, log out; no XSS."""
+"""The approval page in headless Chromium: a deep link through login to the decision bar,
+approve, reject with a reason and a confirmation, log out; agent text never runs as markup."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ import pytest
 from changegate.models import ChangeRequest, Control, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.settings import Settings
-from changegate.store import Store, create_token, get_change
+from changegate.store import Store, create_token, get_change, list_decisions
 from tests.support import make_request, wait_for_stage, wait_until
 
 if TYPE_CHECKING:
@@ -30,6 +32,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+VIEWPORT = {"width": 1280, "height": 800}
+"""A laptop screen: the decision bar must fit in it without scrolling."""
+SCREENSHOT = Path("/tmp/changegate-decision-bar.png")
 PAYLOAD = '<script>window.pwned=1</script><img src=x onerror="window.pwned=1">'
 
 
@@ -85,7 +90,7 @@ def alice(store: Store) -> str:
 @pytest.fixture
 async def page(browser: Browser, site: str, alice: str) -> AsyncIterator[Page]:
     """A fresh browser context logged in as alice through the login form."""
-    context = await browser.new_context(base_url=site, viewport={"width": 1200, "height": 900})
+    context = await browser.new_context(base_url=site, viewport=VIEWPORT)
     opened = await context.new_page()
     try:
         await opened.goto("/ui/login")
@@ -217,3 +222,124 @@ async def test_a_deep_link_survives_login_and_the_log_out_button_ends_the_sessio
         assert all(c["name"] != "changegate_session" for c in await context.cookies())
     finally:
         await context.close()
+
+
+async def in_first_viewport(page: Page, selector: str) -> bool:
+    """True when the element is visible and wholly inside the viewport, scrolled to the top."""
+    await page.evaluate("window.scrollTo(0, 0)")
+    box = await page.locator(selector).bounding_box()
+    if box is None or not await page.locator(selector).is_visible():
+        return False
+    return box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"]
+
+
+async def test_a_deep_link_leads_through_login_to_the_decision_bar_above_the_fold(
+    browser: Browser, site: str, alice: str, changes: ChangeService, store: Store
+) -> None:
+    request = make_request(service="search", assumptions={"unit_count": 3}, agent_id="web-agent")
+    change_id = await changes.submit(request)
+    context = await browser.new_context(base_url=site, viewport=VIEWPORT)
+    try:
+        status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        assert status.risk is not None
+        opened = await context.new_page()
+        await opened.goto(f"/ui/changes/{change_id}")
+        await opened.wait_for_url(f"**/ui/login?next=%2Fui%2Fchanges%2F{change_id}")
+        await opened.fill("#token", alice)
+        await opened.click("button[type=submit]")
+        await opened.wait_for_url(f"{site}/ui/changes/{change_id}")
+
+        for part in ("#decide", "#approve", "#reject", "#reason", "#comment"):
+            assert await in_first_viewport(opened, part), f"{part} is below the fold"
+        bar = await opened.inner_text("#decide")
+        assert change_id in bar
+        assert await opened.text_content("#bar-state") == Stage.AWAITING_APPROVAL.value
+        assert f"risk {status.risk.tier}" in bar
+        assert await opened.text_content("#bar-approvals") == f"0/{status.approvals_required}"
+        # tests/policy.yaml lists alice, bob, carol and recorder; the tier may demand a role.
+        left = await opened.text_content("#approvers-left") or ""
+        assert "alice" in left and "web-agent" not in left
+        assert await opened.locator("#not-you").count() == 0
+        # The full summary is still on the page, below the bar.
+        summary = opened.locator("#summary")
+        assert "CHANGE " + change_id in (await summary.text_content() or "")
+        assert not await in_first_viewport(opened, "#summary")
+        await opened.screenshot(path=str(SCREENSHOT))
+    finally:
+        await context.close()
+        await changes.abort(change_id, Control(actor="test", reason="test over"))
+        await released(store, change_id)
+
+
+async def test_a_rejection_needs_a_reason_and_a_confirmation_and_is_recorded_with_it(
+    page: Page, site: str, changes: ChangeService, store: Store, alice: str
+) -> None:
+    request = make_request(service="search", assumptions={"unit_count": 3}, agent_id="web-agent")
+    change_id = await changes.submit(request)
+    try:
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        await page.goto(f"/ui/changes/{change_id}")
+
+        # Blank (spaces pass the browser's `required`): the server refuses, records nothing.
+        await page.fill("#reason", "   ")
+        async with page.expect_response(re.compile(r".*/reject$")) as answered:
+            await page.click("#reject")
+        assert (await answered.value).status == 422
+        assert "decision.reason_required" in (await page.text_content("main") or "")
+        # The same without a browser form: a POST with the session and CSRF, no reason.
+        await page.goto(f"/ui/changes/{change_id}")
+        token = await page.get_attribute("#decide input[name=csrf]", "value")
+        assert token
+        posted = await page.request.post(
+            f"/ui/changes/{change_id}/reject", form={"csrf": token, "confirm": "yes"}
+        )
+        assert posted.status == 422
+        assert "a rejection needs a reason" in await posted.text()
+        status = await changes.status(change_id)
+        assert status.stage == Stage.AWAITING_APPROVAL and status.decisions == []
+        with store.session() as session:
+            assert list_decisions(session=session, change_id=change_id) == []
+
+        # With a reason: a confirmation page repeats it, and only its button records it.
+        reason = "pool already sized for peak <b>see capacity dashboard</b>"
+        await page.fill("#reason", reason)
+        await page.click("#reject")
+        await page.wait_for_selector("#confirm-reject")
+        assert await page.text_content("#confirm-reason") == reason
+        assert change_id in (await page.text_content("#confirm-reject h1") or "")
+        assert (await changes.status(change_id)).decisions == []
+        await page.click("#confirm-reject-button")
+        await page.wait_for_url(f"{site}/ui/changes/{change_id}")
+        assert "reject by alice counted" in await page.inner_text(".flash-ok")
+
+        final = await changes.wait(change_id)
+        assert final.outcome == Outcome.REJECTED
+        [decision] = final.decisions
+        assert (decision.verdict, decision.principal, decision.reason) == (
+            "reject",
+            "alice",
+            reason,
+        )
+        await released(store, change_id)
+        with store.session() as session:
+            [row] = list_decisions(session=session, change_id=change_id)
+        assert (row.verdict, row.actor, row.reason, row.counted) == (
+            "reject",
+            "alice",
+            reason,
+            True,
+        )
+        # The HTTP API shows the same decision, with its reason.
+        answer = await page.request.get(
+            f"{site}/api/v1/changes/{change_id}", headers={"Authorization": f"Bearer {alice}"}
+        )
+        [shown] = (await answer.json())["decisions"]
+        assert (shown["verdict"], shown["principal"], shown["reason"]) == (
+            "reject",
+            "alice",
+            reason,
+        )
+    finally:
+        if (await changes.status(change_id)).outcome is None:
+            await changes.abort(change_id, Control(actor="test", reason="test over"))
+        await released(store, change_id)

@@ -10,10 +10,11 @@ from pydantic import JsonValue
 
 from changegate.activities.summary import real_change
 from changegate.models import ChangeRef, ChangeStatus, Stage
-from changegate.policy import Policy
+from changegate.policy import Policy, RiskTier
 
 __all__ = [
     "age",
+    "approvers_left",
     "blast_radius",
     "change_page",
     "listing_row",
@@ -71,6 +72,46 @@ def pending_row(status: ChangeStatus, *, now: datetime) -> dict[str, Any]:
     }
 
 
+def approvers_left(status: ChangeStatus, *, policy: Policy, viewer: str) -> dict[str, Any]:
+    """Who may still approve, by the policy's approval rules, and whether `viewer` may.
+
+    Listed approvers holding one of the tier's roles count, except those who already
+    approved and the proposer (the agent, or the human it acts for). While the policy lists
+    no approvers, anyone with an approver or admin token but the proposer may.
+    """
+    agent = status.request.agent
+    barred = {_name(agent.agent_id)} | (
+        {_name(agent.on_behalf_of)} if agent.on_behalf_of else set()
+    )
+    decided = {_name(d.actor) for d in status.approvals}
+    missing = max(0, status.approvals_required - len(status.approvals))
+    roles = status.risk.roles if status.risk else []
+    if not policy.approvers:
+        proposer = ", ".join(
+            [agent.agent_id, *([agent.on_behalf_of] if agent.on_behalf_of else [])]
+        )
+        return {
+            "missing": missing,
+            "who": f"any approver or admin token except {proposer} (the policy names no approvers)",
+            "viewer_may": _name(viewer) not in barred | decided,
+        }
+    names = sorted(
+        name
+        for name in policy.eligible_approvers(RiskTier(roles=roles))
+        if _name(name) not in barred | decided
+    )
+    role_note = f" (role {' or '.join(roles)})" if roles else ""
+    return {
+        "missing": missing,
+        "who": (", ".join(names) + role_note) if names else "nobody: no listed approver is left",
+        "viewer_may": _name(viewer) in {_name(n) for n in names},
+    }
+
+
+def _name(actor: str) -> str:
+    return actor.strip().casefold()
+
+
 def listing_row(ref: ChangeRef) -> dict[str, Any]:
     """One row of the latest changes: the listing's fields, the workflow's as `status`."""
     return {**ref.model_dump(), "status": ref.workflow_status}
@@ -91,7 +132,9 @@ def blast_radius(status: ChangeStatus, *, policy: Policy) -> dict[str, Any]:
     }
 
 
-def change_page(status: ChangeStatus, *, policy: Policy, now: datetime) -> dict[str, Any]:
+def change_page(
+    status: ChangeStatus, *, policy: Policy, now: datetime, viewer: str
+) -> dict[str, Any]:
     """Everything the change page renders, as plain values the template escapes."""
     req = status.request
     plan = [
@@ -128,6 +171,7 @@ def change_page(status: ChangeStatus, *, policy: Policy, now: datetime) -> dict[
         "plan": plan,
         "halt_reason": status.halt_reason,
         "incident_id": status.incident_id,
+        "left": approvers_left(status, policy=policy, viewer=viewer),
         **live(status),
     }
 

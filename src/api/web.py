@@ -7,6 +7,11 @@ forms carry the session's CSRF token and cookies are HttpOnly, SameSite=Strict a
 would end up in logs and browser history. The form may carry `next`, a local `/ui/` page to
 land on afterwards. Failed logins count against the client's address like bad bearer
 tokens (429 past the limit).
+
+A change's page is `/ui/changes/{id}` (`page_path`): the link to give people. While the
+change awaits approval, a decision bar at its top approves or rejects it. A rejection
+needs a reason (422 without one, recording nothing) and is confirmed on a second page
+that repeats what will be rejected before anything is sent.
 """
 
 from __future__ import annotations
@@ -28,16 +33,17 @@ from changegate.api.limits import auth_throttle, client_address
 from changegate.api.pages import render
 from changegate.api.sessions import LOGIN_COOKIE, SESSION_COOKIE, WebSession
 from changegate.api.state import Services, services
-from changegate.errors import ApiError, ChangeNotFound, Refused
+from changegate.errors import ApiError, ChangeNotFound, InvalidInput, Refused
 from changegate.models import DecisionVerdict, Stage
 from changegate.service.visibility import change_query
 
-__all__ = ["router"]
+__all__ = ["page_path", "router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
 _HOME = "/ui/"
+_MAX_REASON = 2000
 # What a `next` page may contain: a path and query, nothing that could leave this site.
 _PAGE_CHARS = frozenset(string.ascii_letters + string.digits + "/-._~%?=&+:@")
 
@@ -50,6 +56,11 @@ def _cookie(request: Request, response: Response, name: str, value: str, *, path
 def _forget(request: Request, response: Response, name: str, *, path: str) -> None:
     secure = services(request).settings.cookie_secure
     response.delete_cookie(name, path=path, httponly=True, samesite="strict", secure=secure)
+
+
+def page_path(change_id: str) -> str:
+    """The approval page of one change: the link notifications and listings point to."""
+    return f"/ui/changes/{change_id}"
 
 
 def _local_page(candidate: str | None) -> str:
@@ -65,14 +76,20 @@ def _local_page(candidate: str | None) -> str:
 
 
 async def _user(request: Request) -> tuple[WebSession, Principal] | None:
-    session = services(request).sessions.get(request.cookies.get(SESSION_COOKIE))
+    svc = services(request)
+    store = await svc.store()
+    session = await svc.sessions.get(store, request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    principal = await authenticate(services(request), session.token)
-    if principal is None or not principal.can("approver"):
-        services(request).sessions.close(request.cookies.get(SESSION_COOKIE))
+    if not session.principal.can("approver"):
+        await svc.sessions.close(store, session.session_id)
         return None
-    return session, principal
+    return session, session.principal
+
+
+async def _flash(request: Request, session: WebSession) -> list[tuple[str, str]]:
+    svc = services(request)
+    return await svc.sessions.take_flash(await svc.store(), session)
 
 
 def _to_login(page: str = _HOME) -> Response:
@@ -157,8 +174,10 @@ async def login(request: Request) -> Response:
             error=f"{principal.label} may not decide on changes; use an approver or admin token.",
             status=403,
         )
+    svc = services(request)
+    session_id = await svc.sessions.open(await svc.store(), principal)
     response = RedirectResponse(landing, status_code=303)
-    _cookie(request, response, SESSION_COOKIE, services(request).sessions.open(token), path="/ui")
+    _cookie(request, response, SESSION_COOKIE, session_id, path="/ui")
     _forget(request, response, LOGIN_COOKIE, path="/ui/login")
     return response
 
@@ -166,9 +185,10 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     """End the session; the form must carry the session's CSRF token, or it stays open."""
-    sessions = services(request).sessions
+    svc = services(request)
+    store = await svc.store()
     session_id = request.cookies.get(SESSION_COOKIE)
-    session = sessions.get(session_id)
+    session = await svc.sessions.get(store, session_id)
     if session is not None and not session.csrf_ok((await _form(request)).get("csrf")):
         raise Refused(
             403,
@@ -176,7 +196,7 @@ async def logout(request: Request) -> Response:
             reason="the logout form's CSRF token does not match this session, which stays open",
             would_pass="the log out button of a page this session loaded (reload the page)",
         )
-    sessions.close(session_id)
+    await svc.sessions.close(store, session_id)
     response = RedirectResponse("/ui/login", status_code=303)
     if session_id is not None:
         # Only a cookie that was sent is cleared: a cross-site post carries none to clear.
@@ -207,25 +227,26 @@ async def pending(request: Request) -> Response:
         and s.outcome is None
     ]
     recent = [views.listing_row(ref) for ref in await svc.changes.list(limit=20)]
-    context = {"user": principal, "csrf": session.csrf, "flash": session.take_flash()}
+    context = {"user": principal, "csrf": session.csrf, "flash": await _flash(request, session)}
     return render(request, "pending.html", {**context, "rows": rows, "recent": recent})
 
 
 @router.get("/changes/{change_id}")
 async def change_page(request: Request, change_id: ChangeId) -> Response:
-    """One change: what the agent did not know, blast radius, plan, progress, decision."""
+    """One change: the decision bar while it awaits approval, then what the agent did not
+    know, blast radius, plan, progress, timeline and the full summary."""
     user = await _user(request)
     if user is None:
-        return _to_login(f"/ui/changes/{change_id}")
+        return _to_login(page_path(change_id))
     session, principal = user
     svc = services(request)
     status = await svc.changes.status(change_id)
     policy = await asyncio.to_thread(lambda: svc.changes.gate.policy)
-    view = views.change_page(status, policy=policy, now=datetime.now(UTC))
+    view = views.change_page(status, policy=policy, now=datetime.now(UTC), viewer=principal.name)
     context = {
         "user": principal,
         "csrf": session.csrf,
-        "flash": session.take_flash(),
+        "flash": await _flash(request, session),
         "c": view,
         "workflow_url": svc.settings.workflow_url(change_id),
     }
@@ -238,18 +259,27 @@ async def change_live(request: Request, change_id: ChangeId) -> Response:
     user = await _user(request)
     if user is None:
         return JSONResponse({"error": {"rule": "auth.session", "reason": "log in"}}, 401)
+    svc = services(request)
     try:
-        status = await services(request).changes.status(change_id)
+        status = await svc.changes.status(change_id)
     except ChangeNotFound as exc:
         return JSONResponse({"error": {"rule": "not_found", "reason": str(exc)}}, 404)
-    body = {**views.live(status), "updated": datetime.now(UTC).strftime("%H:%M:%S")}
+    policy = await asyncio.to_thread(lambda: svc.changes.gate.policy)
+    body = {
+        **views.live(status),
+        "left": views.approvers_left(status, policy=policy, viewer=user[1].name)["who"],
+        "updated": datetime.now(UTC).strftime("%H:%M:%S"),
+    }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-async def _decide(request: Request, change_id: str, verdict: DecisionVerdict) -> Response:
+async def _decision_form(
+    request: Request, change_id: str
+) -> tuple[WebSession, Principal, dict[str, str]] | Response:
+    """The logged-in approver and the form they posted, its CSRF token checked."""
     user = await _user(request)
     if user is None:
-        return _to_login(f"/ui/changes/{change_id}")
+        return _to_login(page_path(change_id))
     session, principal = user
     form = await _form(request)
     if not session.csrf_ok(form.get("csrf")):
@@ -259,25 +289,85 @@ async def _decide(request: Request, change_id: str, verdict: DecisionVerdict) ->
             reason="the form's CSRF token does not match this session",
             would_pass="the form as the change page serves it (reload the page)",
         )
+    return session, principal, form
+
+
+async def _decide(
+    request: Request,
+    change_id: str,
+    verdict: DecisionVerdict,
+    *,
+    session: WebSession,
+    principal: Principal,
+    reason: str,
+) -> Response:
     svc: Services = services(request)
-    comment = form.get("comment", "").strip()[:2000]
+    store = await svc.store()
     try:
-        answer = await decide(svc, principal, change_id, verdict, comment)
-        session.say("ok", f"{verdict} by {answer.actor} counted: {answer.reason}")
+        answer = await decide(svc, principal, change_id, verdict, reason)
+        await svc.sessions.say(
+            store, session, "ok", f"{verdict} by {answer.actor} counted: {answer.reason}"
+        )
     except ApiError as exc:
         if exc.status != 409:
             raise
-        session.say("refused", f"{verdict} not counted ({exc.rule}): {exc.reason}")
-    return RedirectResponse(f"/ui/changes/{change_id}", status_code=303)
+        await svc.sessions.say(
+            store, session, "refused", f"{verdict} not counted ({exc.rule}): {exc.reason}"
+        )
+    return RedirectResponse(page_path(change_id), status_code=303)
 
 
 @router.post("/changes/{change_id}/approve")
 async def approve(request: Request, change_id: ChangeId) -> Response:
-    """Approve from the page, as the logged-in approver."""
-    return await _decide(request, change_id, "approve")
+    """Approve from the page, as the logged-in approver, with an optional comment."""
+    posted = await _decision_form(request, change_id)
+    if isinstance(posted, Response):
+        return posted
+    session, principal, form = posted
+    comment = form.get("comment", "").strip()[:2000]
+    return await _decide(
+        request, change_id, "approve", session=session, principal=principal, reason=comment
+    )
 
 
 @router.post("/changes/{change_id}/reject")
 async def reject(request: Request, change_id: ChangeId) -> Response:
-    """Reject from the page, as the logged-in approver."""
-    return await _decide(request, change_id, "reject")
+    """Reject from the page: a reason is required, and a confirmation page comes first.
+
+    Without `confirm=yes` the answer is the confirmation page, repeating the change and the
+    reason; nothing is sent until that page's form is posted.
+    """
+    posted = await _decision_form(request, change_id)
+    if isinstance(posted, Response):
+        return posted
+    session, principal, form = posted
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise InvalidInput(
+            422,
+            rule="decision.reason_required",
+            reason="a rejection needs a reason: it is recorded with your name in the change's "
+            "history and the audit store, and tells the agent why; nothing was recorded",
+            would_pass="the reject form with a reason, such as 'the pool is already sized for "
+            "peak; see the capacity dashboard'",
+        )
+    if len(reason) > _MAX_REASON:
+        raise InvalidInput(
+            422,
+            rule="decision.reason_too_long",
+            reason=f"the reason has {len(reason)} characters; at most {_MAX_REASON} are "
+            "recorded; nothing was recorded",
+            would_pass=f"a reason of at most {_MAX_REASON} characters",
+        )
+    if form.get("confirm") != "yes":
+        svc = services(request)
+        status = await svc.changes.status(change_id)
+        policy = await asyncio.to_thread(lambda: svc.changes.gate.policy)
+        view = views.change_page(
+            status, policy=policy, now=datetime.now(UTC), viewer=principal.name
+        )
+        context = {"user": principal, "csrf": session.csrf, "c": view, "reason": reason}
+        return render(request, "reject.html", context)
+    return await _decide(
+        request, change_id, "reject", session=session, principal=principal, reason=reason
+    )
