@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
+import sys
 from enum import StrEnum
 from typing import IO, Any, TypeVar
 
@@ -22,7 +23,9 @@ from changegate.cli.context import (
     validation_fields,
     validation_message,
 )
-from changegate.cli.output import emit_json, show_status, state_label, table, timeline_line
+from changegate.cli.live import POLL_SECONDS, follow, print_outcome
+from changegate.cli.output import emit_json, show_status, table
+from changegate.client import ChangeClient
 from changegate.client.http import Control as ControlVerb
 from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage
 
@@ -103,7 +106,10 @@ async def submit(ctx: Context, file: IO[str], wait: bool, timeout: float | None)
         if wait and not ctx.as_json:
             click.echo(f"submitted {change_id}; waiting for it to end")
         try:
-            final = await changes.wait(change_id, timeout=timeout) if wait else None
+            final = None
+            if wait:
+                async with asyncio.timeout(timeout):
+                    final = await _follow(ctx, changes, change_id, quiet=ctx.as_json)
         except TimeoutError:
             fail(
                 f"{change_id} had not ended after {timeout:g}s; it goes on: "
@@ -126,9 +132,7 @@ def _print_final(ctx: Context, status: ChangeStatus) -> None:
     if ctx.as_json:
         emit_json(status.model_dump(mode="json"))
     else:
-        click.echo(f"{status.change_id} ended {state_label(status)}")
-        if status.outcome != Outcome.DONE and status.halt_reason:
-            click.echo(f"why: {status.halt_reason}")
+        print_outcome(status)
     if status.outcome != Outcome.DONE:
         raise SystemExit(EXIT_OUTCOME)
 
@@ -207,23 +211,28 @@ async def show(ctx: Context, change_id: str) -> None:
 @pass_context
 @run
 async def watch(ctx: Context, change_id: str) -> None:
-    """Follow a change live until it ends; exit 1 unless it ends DONE."""
-    printed = 0
-    final: ChangeStatus | None = None
+    """Follow a change until it ends; exit 1 unless it ends DONE.
+
+    On a terminal the view is redrawn live: stage, units, the bake or analysis countdown,
+    the latest metrics against their thresholds and the approvals still missing. Piped, or
+    with --json, each new timeline event is printed as one line (a JSON object with --json).
+    """
     async with ctx.api() as changes:
-        async for status in changes.watch(change_id):
-            for event in status.timeline[printed:]:
-                if ctx.as_json:
-                    click.echo(json.dumps(event.model_dump(mode="json"), sort_keys=True))
-                else:
-                    click.echo(timeline_line(event))
-            printed = len(status.timeline)
-            final = status
-    if final is not None:
-        if not ctx.as_json:
-            click.echo(f"{final.change_id} ended {state_label(final)}")
-        if final.outcome != Outcome.DONE:
-            raise SystemExit(EXIT_OUTCOME)
+        final = await _follow(ctx, changes, change_id, quiet=False)
+    if not ctx.as_json:
+        print_outcome(final)
+    if final.outcome != Outcome.DONE:
+        raise SystemExit(EXIT_OUTCOME)
+
+
+async def _follow(
+    ctx: Context, changes: ChangeClient, change_id: str, *, quiet: bool
+) -> ChangeStatus:
+    """Follow the change: live on a terminal, else event lines (none when `quiet`)."""
+    if quiet:
+        return await changes.wait(change_id, interval=POLL_SECONDS)
+    live = not ctx.as_json and sys.stdout.isatty()
+    return await follow(changes, change_id, live=live, as_json=ctx.as_json)
 
 
 def _decision_command(name: str, *, reason_required: bool) -> click.Command:
