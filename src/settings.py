@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from changegate.models import NoticeKind
+from changegate.notify.channels import Channel, WebhookChannel, named, subscribed
 
 
 def user_data_dir() -> Path:
@@ -52,13 +55,41 @@ class Settings(BaseSettings):
     """The audit store: a SQLAlchemy URL; by default `changegate.db` in the data directory."""
     policy_file: Path | None = None
     """The policy YAML; by default the documented policy shipped with changegate."""
-    escalation_webhook: str | None = None
-    """Where to POST a notice when a change nears its approval deadline without a quorum."""
+    notify_channels: list[Channel] = Field(default_factory=list)
+    """Where notices go: a JSON list of channels, for example `[{"kind": "slack", "url":
+    "https://hooks.example.com/T0/B0/x", "events": ["awaiting_approval"]}]`; kinds
+    `webhook`, `slack` and `pagerduty` (with `routing_key`). URLs and keys are secrets: only
+    the worker's delivery activity reads them."""
+    escalation_webhook: SecretStr | None = None
+    """A generic webhook channel for escalations only (a change near its approval deadline
+    without a quorum); kept for deployments that set it before `notify_channels` existed."""
     search_attributes: bool = True
     """Tag changes with the Change* search attributes (the namespace must have them)."""
     reconcile_interval_seconds: float = 30.0
     """How often each worker releases the targets of changes whose workflows closed without
     recording it (terminated from the Temporal UI, or the audit store was down); 0 turns it off."""
+
+    @model_validator(mode="after")
+    def _channel_names_unique(self) -> Settings:
+        self.channels()
+        return self
+
+    def channels(self) -> dict[str, Channel]:
+        """Every notify channel by name, the escalation webhook (if set) among them."""
+        listed = list(self.notify_channels)
+        if self.escalation_webhook is not None:
+            listed.append(
+                WebhookChannel(
+                    name="escalation-webhook",
+                    url=self.escalation_webhook,
+                    events=[NoticeKind.ESCALATION],
+                )
+            )
+        return named(listed)
+
+    def notify_kinds(self) -> list[NoticeKind]:
+        """The notice kinds some channel takes: the front door tells each change these."""
+        return subscribed(list(self.channels().values()))
 
     def store_url(self) -> str:
         """The audit store's URL."""
@@ -67,3 +98,7 @@ class Settings(BaseSettings):
     def workflow_url(self, workflow_id: str) -> str:
         """The Temporal web UI page of one change."""
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+    def page_url(self, change_id: str) -> str:
+        """The approval page of one change."""
+        return f"{self.api_url}/ui/changes/{change_id}"

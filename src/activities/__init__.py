@@ -4,6 +4,7 @@ from changegate.activities.audit import AuditActivities
 from changegate.activities.authority import AuthorityActivities
 from changegate.activities.decisions import DecisionActivities
 from changegate.activities.health import HealthActivities
+from changegate.activities.notify import NotifyActivities
 from changegate.activities.recon import ReconActivities
 from changegate.activities.rollout import RolloutActivities
 from changegate.activities.summary import render, render_summary
@@ -14,6 +15,7 @@ __all__ = [
     "AuthorityActivities",
     "DecisionActivities",
     "HealthActivities",
+    "NotifyActivities",
     "ReconActivities",
     "RolloutActivities",
     "ValidationActivities",

@@ -1,31 +1,24 @@
-"""Judging approvers' decisions against policy, and escalating changes nobody decides on."""
+"""Judging approvers' decisions against policy."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
-import httpx
 from temporalio import activity
 
 from changegate.activities.heartbeat import heartbeats
 from changegate.authority import Signer
-from changegate.models import DecisionJudgement, EscalationInput, JudgeInput
+from changegate.models import DecisionJudgement, JudgeInput
 from changegate.policy import Policy, judge_decision
-
-log = logging.getLogger(__name__)
 
 
 class DecisionActivities:
-    """Policy's word on each decision, and the escalation notice before a deadline."""
+    """Policy's word on each decision."""
 
-    def __init__(
-        self, *, policy: Policy, signer: Signer, escalation_webhook: str | None = None
-    ) -> None:
-        """Judge by `policy`, trusting only proofs `signer` verifies; escalate to the webhook."""
+    def __init__(self, *, policy: Policy, signer: Signer) -> None:
+        """Judge by `policy`, trusting only proofs `signer` verifies."""
         self._policy = policy
         self._signer = signer
-        self._webhook = escalation_webhook
 
     @activity.defn(name="judge_decision")
     @heartbeats
@@ -50,20 +43,3 @@ class DecisionActivities:
         return judgement.model_copy(
             update={"principal": data.proof.principal, "nonce": data.proof.nonce}
         )
-
-    @activity.defn(name="escalate")
-    @heartbeats
-    async def escalate(self, data: EscalationInput) -> bool:
-        """Post an escalation notice; False when no webhook is configured."""
-        if not self._webhook:
-            log.warning(
-                "change %s still needs %d approval(s), %.0fs left (no escalation webhook set)",
-                data.change_id,
-                data.approvals_required - data.approvals,
-                data.seconds_left,
-            )
-            return False
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(self._webhook, json=data.model_dump(mode="json"))
-            response.raise_for_status()
-        return True

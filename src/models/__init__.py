@@ -9,6 +9,13 @@ from changegate.models.authority import (
     DecisionProof,
     TicketCheck,
 )
+from changegate.models.delivery import (
+    Delivery,
+    DeliveryReceipt,
+    Notice,
+    NoticeReceipt,
+    ResolvedNotice,
+)
 from changegate.models.health import (
     AnalysisLimits,
     MeasureInput,
@@ -24,6 +31,7 @@ from changegate.models.incident import (
 )
 from changegate.models.kill_switch import KillSwitchScope
 from changegate.models.listing import ChangeRef
+from changegate.models.notice import PAGED_SEVERITIES, NoticeKind
 from changegate.models.observation import (
     Finding,
     Severity,
@@ -62,7 +70,6 @@ from changegate.models.steps import (
     AuditReceipt,
     CloseInput,
     CloseReceipt,
-    EscalationInput,
     JudgeInput,
     ObserveInput,
     PlanInput,
@@ -76,6 +83,7 @@ from changegate.models.steps import (
 from changegate.models.verdicts import DecisionJudgement, DecisionVerdict, RiskAssessment
 
 __all__ = [
+    "PAGED_SEVERITIES",
     "AdmissionTicket",
     "AgentIdentity",
     "AnalysisLimits",
@@ -102,8 +110,9 @@ __all__ = [
     "DecisionRecord",
     "DecisionRequest",
     "DecisionVerdict",
+    "Delivery",
+    "DeliveryReceipt",
     "DesiredChange",
-    "EscalationInput",
     "Evidence",
     "Finding",
     "HaltCause",
@@ -116,10 +125,14 @@ __all__ = [
     "MeasureInput",
     "Measurement",
     "MetricValue",
+    "Notice",
+    "NoticeKind",
+    "NoticeReceipt",
     "ObserveInput",
     "Outcome",
     "Phase",
     "PlanInput",
+    "ResolvedNotice",
     "RiskAssessment",
     "RiskLevel",
     "RolloutSpec",

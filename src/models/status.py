@@ -9,6 +9,7 @@ from pydantic import Field, JsonValue
 
 from changegate.models.authority import AdmissionTicket, ControlProof, DecisionProof
 from changegate.models.health import Verdict
+from changegate.models.notice import NoticeKind
 from changegate.models.observation import Finding, TargetObservation
 from changegate.models.plan import ChangePlan, UnitState
 from changegate.models.request import ChangeRequest, Contract
@@ -133,6 +134,9 @@ class ChangeInput(Contract):
     change_id: str
     request: ChangeRequest
     ticket: AdmissionTicket | None = None
+    notify: list[NoticeKind] = Field(default_factory=list)
+    """The notices some channel takes, as the front door's settings say: the workflow sends
+    only these, so a deployment without channels sends none."""
 
 
 class ChangeStatus(Contract):

@@ -140,12 +140,3 @@ class CloseReceipt(Contract):
 
     incident_id: str | None = None
 
-
-class EscalationInput(Contract):
-    """Input of `escalate`: a change still waiting for approval near its deadline."""
-
-    change_id: str
-    headline: str
-    seconds_left: float
-    approvals: int
-    approvals_required: int

@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         DecisionJudgement,
         DecisionRecord,
         DecisionRequest,
-        EscalationInput,
         Finding,
         HaltCause,
         JudgeInput,
@@ -32,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from changegate.policy.drift import Drift
     from changegate.workflows.controls import Controls, Halt
     from changegate.workflows.ledger import Ledger
+    from changegate.workflows.notify import Notices
     from changegate.workflows.steps import Steps, failure_message
 
 # Escalate when this share of the approval window has passed without a quorum.
@@ -47,13 +47,19 @@ class Approvals:
     """The change's decisions: what counted, what did not and why, and the quorum."""
 
     def __init__(
-        self, ledger: Ledger, steps: Steps, controls: Controls, agent: AgentIdentity
+        self,
+        ledger: Ledger,
+        steps: Steps,
+        controls: Controls,
+        agent: AgentIdentity,
+        notices: Notices,
     ) -> None:
         """Judge decisions on a change `agent` proposed, recording them in `ledger`."""
         self._ledger = ledger
         self._steps = steps
         self._controls = controls
         self._agent = agent
+        self._notices = notices
         self._nonces: set[str] = set()
         self._rejection: Decision | None = None
 
@@ -62,6 +68,7 @@ class Approvals:
         status = self._ledger.status
         deadline = workflow.now() + timedelta(seconds=window)
         status.approval_deadline = deadline
+        await self._notices.awaiting_approval()
         try:
             try:
                 await workflow.wait_condition(
@@ -113,18 +120,8 @@ class Approvals:
         return quorum or self._rejection is not None or self._controls.aborted is not None
 
     async def _escalate(self, left: float) -> None:
-        status = self._ledger.status
         self._ledger.event("escalated", f"{left:.0f}s left and no quorum yet")
-        summary = status.summary or ""
-        await self._steps.escalate(
-            EscalationInput(
-                change_id=status.change_id,
-                headline=summary.splitlines()[0] if summary else "",
-                seconds_left=left,
-                approvals=len(status.approvals),
-                approvals_required=status.approvals_required,
-            )
-        )
+        await self._notices.escalation(left)
 
     # ---- one decision --------------------------------------------------------------------
 

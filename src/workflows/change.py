@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from changegate.workflows.controls import Controls, Halt
     from changegate.workflows.gates import HealthGate
     from changegate.workflows.ledger import Ledger
+    from changegate.workflows.notify import Notices
     from changegate.workflows.rollback import Rollback
     from changegate.workflows.steps import Steps, failure_message, failure_type
 
@@ -65,7 +66,10 @@ class ChangeWorkflow:
         self._ledger = Ledger(data)
         self._steps = Steps(data.change_id, data.request.target)
         self._controls = Controls(self._ledger, self._steps)
-        self._approvals = Approvals(self._ledger, self._steps, self._controls, data.request.agent)
+        self._notices = Notices(self._ledger, data.notify)
+        self._approvals = Approvals(
+            self._ledger, self._steps, self._controls, data.request.agent, self._notices
+        )
         self._gate = HealthGate(
             self._ledger, self._steps, self._controls, data.request.health_checks
         )
@@ -110,7 +114,7 @@ class ChangeWorkflow:
             plan = await self._plan(observation)
             await self._summarise(observation, plan, report)
             if report.blocked:
-                raise Halt(Outcome.BLOCKED, HaltCause.BLOCKED, "validation forbids this change")
+                raise Halt(Outcome.BLOCKED, HaltCause.BLOCKED, _forbidden(report))
             self._ledger.enter(Stage.AWAITING_APPROVAL)
             proof = await self._approvals.wait(self._rollout.approval_timeout_seconds)
             if await self._still_as_approved(plan):
@@ -255,6 +259,7 @@ class ChangeWorkflow:
 
     async def _close(self) -> None:
         await self._audit.close(*(self._ending or (Outcome.ABORTED, "ended without an outcome")))
+        await self._notices.outcome()
 
     # ---- signals, update, query ------------------------------------------------------------
 
@@ -292,3 +297,9 @@ class ChangeWorkflow:
     def status(self) -> ChangeStatus:
         """Everything known about the change right now."""
         return self._status
+
+
+def _forbidden(report: ValidationReport) -> str:
+    """The blocking findings, named: the final line says why the change may not run."""
+    blocking = [f.message for f in report.findings if f.severity == "block"]
+    return "; ".join(blocking) or "validation forbids this change"

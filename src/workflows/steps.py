@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         CloseReceipt,
         ControlCheck,
         DecisionJudgement,
-        EscalationInput,
         HealthCheck,
         JudgeInput,
         MeasureInput,
@@ -141,20 +140,6 @@ class Steps:
         """Policy's judgement of one decision."""
         summary = f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})"
         return await _run("judge_decision", data, DecisionJudgement, summary=summary)
-
-    async def escalate(self, data: EscalationInput) -> None:
-        """Tell someone the change still waits for approval; a failure is only logged."""
-        try:
-            await workflow.execute_activity(
-                "escalate",
-                data,
-                start_to_close_timeout=READ_TIMEOUT,
-                heartbeat_timeout=HEARTBEAT,
-                retry_policy=READ_RETRY,
-                summary=f"escalate: {data.seconds_left:.0f}s left to approve",
-            )
-        except ActivityError as exc:
-            workflow.logger.warning("escalation failed: %s", failure_message(exc))
 
     async def unit_step(
         self, unit: UnitChange, proof: ApprovalProof, *, revert: bool = False
