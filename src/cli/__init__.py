@@ -17,7 +17,8 @@ from changegate.cli.history import history, replay
 from changegate.cli.kinds import kinds
 from changegate.cli.login import login, logout, whoami
 from changegate.cli.mcp import mcp
-from changegate.cli.operations import incident, killswitch, reconcile
+from changegate.cli.operations import breaker, incident, killswitch, reconcile
+from changegate.cli.policy import policy
 from changegate.cli.serve import fleet, up, worker
 from changegate.settings import Settings
 
@@ -97,12 +98,14 @@ _OPERATOR = [
     token,
     mcp,
     killswitch,
+    breaker,
     incident,
     reconcile,
     history,
     replay,
     kinds,
     example,
+    policy,
 ]
 _IDENTITY = [login, logout, whoami]
 for _command in [*COMMANDS, *_IDENTITY, *_OPERATOR]:

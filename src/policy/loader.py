@@ -7,7 +7,7 @@ import re
 from importlib import resources
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -20,12 +20,47 @@ DEFAULT_POLICY = "default.yaml"
 _UNION_TAGS = frozenset({"file", "http"})
 
 
+class PolicyProblem(NamedTuple):
+    """One thing wrong with a policy: where (`risk_tiers.high.approvals`), and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
 class PolicyError(ChangegateError):
     """The policy file is missing, is not YAML, or does not describe a valid policy."""
 
+    def __init__(self, message: str, *, problems: list[PolicyProblem] | None = None) -> None:
+        """`message` for people; `problems`, each at its path, when the YAML parsed."""
+        super().__init__(message)
+        self.problems = problems or []
+
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML without base-60 integers, so `start_time: 10:00` stays a time, not 600."""
+    """Safe YAML without base-60 integers, so `start_time: 10:00` stays a time, not 600;
+    a key written twice in one mapping is an error, not silently the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first at line {first.line + 1}); keep one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -70,20 +105,36 @@ def parse_policy(text: str, *, source: str = "policy") -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        lines = [f"- {line}" for line in describe_errors(exc)]
-        raise PolicyError(f"{source} is not a valid policy:\n" + "\n".join(lines)) from exc
+        problems = policy_problems(exc)
+        lines = [f"- {problem}" for problem in problems]
+        raise PolicyError(
+            f"{source} is not a valid policy:\n" + "\n".join(lines), problems=problems
+        ) from exc
 
 
 def describe_errors(exc: ValidationError) -> list[str]:
     """One `field.path: reason` line per problem pydantic found."""
-    lines = []
+    return [str(problem) for problem in policy_problems(exc)]
+
+
+# A whole-policy check names each problem's section itself: `risk_tiers.high: needs ...`.
+_SECTION_PROBLEM = re.compile(r"^(?P<path>[a-z_]+(?:\.[\w-]+)*): (?P<reason>.+)$")
+
+
+def policy_problems(exc: ValidationError) -> list[PolicyProblem]:
+    """Each problem pydantic found, at its path in the policy file."""
+    problems = []
     for error in exc.errors(include_url=False):
         path = _path(error["loc"])
         reason = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             reason = _unknown_field(error["loc"])
-        lines.append(f"{path}: {reason}" if path else reason)
-    return lines
+        parts = [_SECTION_PROBLEM.match(part) for part in reason.split("; ")]
+        if not path and all(parts):
+            problems += [PolicyProblem(m["path"], m["reason"]) for m in parts if m]
+        else:
+            problems.append(PolicyProblem(path, reason))
+    return problems
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
