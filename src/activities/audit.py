@@ -2,21 +2,29 @@
 
 Each write is idempotent: events, findings and decisions are keyed by the change id and
 their index, so a retried activity never duplicates a row.
+
+`close_change` also judges the agent's outcome breakers (`units_per_day`, `failed_changes`,
+`rollbacks_in_a_row`) under the admission lock, on the store with this change's outcome
+written, and hands a trip to `on_trip`, which holds the agent's in-flight changes. A trip is
+named after the change that closed (`brk-<change_id>`), so a retry holds the same one again.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlmodel import Session
 from temporalio import activity
 
 from changegate.activities.heartbeat import heartbeats
+from changegate.admission.breakers import trip_breaker
 from changegate.incidents import build_incident, needs_incident
 from changegate.models import (
     AuditInput,
     AuditReceipt,
+    ChangeStatus,
     CloseInput,
     CloseReceipt,
     Decision,
@@ -24,10 +32,14 @@ from changegate.models import (
     Outcome,
     Stage,
 )
+from changegate.policy import Policy
+from changegate.policy.breakers import OUTCOME_TRIGGERS, Trip
 from changegate.store import (
+    BreakerTripRow,
     IncidentRecord,
     Store,
     advance_change,
+    locked_session,
     open_incident,
     record_decision,
     record_events,
@@ -35,13 +47,20 @@ from changegate.store import (
     upsert_change,
 )
 
+TripHook = Callable[[Trip], Awaitable[object]]
+"""What holds an agent's in-flight changes once its breaker trips."""
+
 
 class AuditActivities:
     """Writes the change's record and its incident to the audit store."""
 
-    def __init__(self, store: Store) -> None:
-        """Write to `store`."""
+    def __init__(
+        self, store: Store, *, policy: Policy | None = None, on_trip: TripHook | None = None
+    ) -> None:
+        """Write to `store`; judge `policy`'s outcome breakers and tell `on_trip` of a trip."""
         self._store = store
+        self._policy = policy
+        self._on_trip = on_trip
 
     @activity.defn(name="record_change")
     @heartbeats
@@ -53,7 +72,11 @@ class AuditActivities:
     @activity.defn(name="close_change")
     @heartbeats
     async def close_change(self, data: CloseInput) -> CloseReceipt:
-        """Open the incident an ended change needs (once), returning its id."""
+        """Open the incident an ended change needs (once), returning its id; judge the
+        agent's outcome breakers."""
+        trip = await asyncio.to_thread(self._judge_outcome, data.status)
+        if trip is not None and self._on_trip is not None:
+            await self._on_trip(trip)
         if not needs_incident(data.status):
             return CloseReceipt()
         incident = build_incident(data.status)
@@ -75,6 +98,41 @@ class AuditActivities:
         )
         await asyncio.to_thread(self._open, record)
         return CloseReceipt(incident_id=incident.incident_id)
+
+    def _judge_outcome(self, status: ChangeStatus) -> Trip | None:
+        agent_id = status.request.agent.agent_id
+        if self._policy is None or self._policy.breakers_for(agent_id) is None:
+            return None
+        if status.outcome is None or not status.timeline:
+            return None
+        trip_id = f"brk-{status.change_id}"
+        with locked_session(self._store) as session:
+            earlier = session.get(BreakerTripRow, trip_id)
+            if earlier is not None:
+                # A retry: hold again what this close tripped, unless a person released it.
+                open_ = earlier.released_at is None
+                return Trip.model_validate(earlier, from_attributes=True) if open_ else None
+            # The pump may not have written the end yet: the triggers must count it.
+            record_events(
+                session=session,
+                change_id=status.change_id,
+                events=list(enumerate(status.timeline)),
+            )
+            advance_change(
+                session=session,
+                change_id=status.change_id,
+                stage=Stage.ENDED,
+                outcome=status.outcome,
+                at=status.timeline[-1].at,
+            )
+            return trip_breaker(
+                session=session,
+                policy=self._policy,
+                agent_id=agent_id,
+                triggers=OUTCOME_TRIGGERS,
+                now=datetime.now(UTC),
+                trip_id=trip_id,
+            )
 
     def _open(self, record: IncidentRecord) -> None:
         with self._store.session() as session:

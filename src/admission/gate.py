@@ -9,6 +9,13 @@ The read, the judgement and the write are one transaction holding the store's ad
 lock, so concurrent submissions (other threads, other API processes) are judged one after
 another, each seeing the changes admitted before it: one active change per target and the
 rate limits hold however submissions interleave.
+
+The agent's circuit breakers (`changegate.policy.breakers`) are judged in the same
+transaction: an open breaker refuses first (`breaker.<trigger>`, or `rate.breaker.<trigger>`
+while it throttles); a refusal is recorded and then counted by the refusal triggers; an
+admission is first held to the `changes_per_day` budget. A trip is written with its kill
+switch and incident before the transaction commits, and rides out on `AdmissionRefused.trip`
+so the front door can hold the agent's in-flight changes.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from changegate.admission.breakers import open_breaker_refusal, trip_breaker
 from changegate.errors import ChangegateError, InvalidChange, InvalidTarget
 from changegate.models import ChangeRequest, IncidentSeverity, Outcome, Stage, Target
 from changegate.policy import (
@@ -30,6 +38,7 @@ from changegate.policy import (
     RecentChange,
     admit,
 )
+from changegate.policy.breakers import ADMISSION_TRIGGERS, TriggerName, Trip
 from changegate.redaction import redact_request
 from changegate.store import (
     ChangeRow,
@@ -48,12 +57,14 @@ from changegate.store import (
 class AdmissionRefused(ChangegateError):
     """A submission a rule refused: which rule, why, what would pass, and when to retry."""
 
-    def __init__(self, admission: Admission) -> None:
-        """Carry the refusal; `retry_after` (seconds) is set for every 429 (`rate.*`) rule."""
+    def __init__(self, admission: Admission, *, trip: Trip | None = None) -> None:
+        """Carry the refusal; `retry_after` (seconds) is set for every 429 (`rate.*`) rule;
+        `trip` is the breaker this submission tripped, if it did."""
         self.rule = admission.rule or "unknown"
         self.reason = admission.reason
         self.would_pass = admission.would_pass
         self.retry_after = admission.retry_after
+        self.trip = trip
         super().__init__(f"refused by rule {self.rule}: {self.reason}; {self.would_pass}")
 
 
@@ -88,8 +99,18 @@ class Gate:
         except (InvalidTarget, InvalidChange) as exc:
             refused = Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
         redacted = redact_request(request)
+        agent_id = redacted.agent.agent_id
+        trip: Trip | None = None
         with self._transaction() as session:
             admission = refused or self._judge(request, redacted, session=session, now=now)
+            if admission.admitted:
+                trip = self._trip(session, agent_id, ("changes_per_day",), now)
+                if trip is not None:
+                    admission = Admission.refuse(
+                        trip.rule,
+                        reason=f"breaker {trip.breaker} tripped for {agent_id}: {trip.reason}",
+                        would_pass=_after_trip(trip),
+                    )
             if not admission.admitted:
                 record_refusal(
                     session=session,
@@ -99,6 +120,10 @@ class Gate:
                     would_pass=admission.would_pass,
                     at=now,
                 )
+                if trip is None:
+                    trip = self._trip(session, agent_id, _REFUSAL_TRIGGERS, now)
+                    if trip is not None:
+                        admission = _tripped(admission, trip)
             else:
                 upsert_change(
                     session=session,
@@ -108,8 +133,15 @@ class Gate:
                     at=now,
                 )
         if not admission.admitted:
-            raise AdmissionRefused(admission)
+            raise AdmissionRefused(admission, trip=trip)
         return redacted
+
+    def _trip(
+        self, session: Session, agent_id: str, triggers: tuple[TriggerName, ...], now: datetime
+    ) -> Trip | None:
+        return trip_breaker(
+            session=session, policy=self.policy, agent_id=agent_id, triggers=triggers, now=now
+        )
 
     def withdraw(self, request: ChangeRequest, *, change_id: str, now: datetime) -> None:
         """Release the reservation of a change that could not be started."""
@@ -129,6 +161,11 @@ class Gate:
     def _judge(
         self, request: ChangeRequest, redacted: ChangeRequest, *, session: Session, now: datetime
     ) -> Admission:
+        breaker = open_breaker_refusal(
+            session=session, policy=self.policy, agent_id=redacted.agent.agent_id, now=now
+        )
+        if breaker is not None:
+            return breaker
         if redacted.change.parameters != request.change.parameters:
             return Admission.refuse(
                 "secrets.parameters",
@@ -166,6 +203,31 @@ class Gate:
                 for s in get_kill_switches(session=session)
             ],
         )
+
+
+_REFUSAL_TRIGGERS = tuple(t for t in ADMISSION_TRIGGERS if t != "changes_per_day")
+"""The triggers a recorded refusal counts toward."""
+
+
+def _after_trip(trip: Trip) -> str:
+    if trip.response == "throttle":
+        return "fewer changes: the breaker now throttles this agent until a person releases it"
+    return (
+        f"nothing from {trip.agent_id} until a person releases the breaker "
+        f"(`changegate breaker release {trip.agent_id} --reason ...`)"
+    )
+
+
+def _tripped(admission: Admission, trip: Trip) -> Admission:
+    """The refusal that tripped a breaker, saying so."""
+    what = {"throttle": "throttled", "pause": "paused", "abort": "stopped"}[trip.response]
+    return admission.model_copy(
+        update={
+            "reason": f"{admission.reason}; this refusal tripped breaker {trip.breaker} "
+            f"({trip.reason}): {trip.agent_id} is {what} (rule {trip.rule})",
+            "would_pass": f"{admission.would_pass}; then {_after_trip(trip)}",
+        }
+    )
 
 
 def _recent(row: ChangeRow) -> RecentChange:

@@ -1,9 +1,12 @@
 """Incidents: classification by documented rules and the pre-filled post-incident review."""
 
+from changegate.incidents.breach import GUARDRAIL_BREACH, breach_incident
 from changegate.incidents.classify import category, needs_incident, severity, touched_units
 from changegate.incidents.review import build_incident, render_review, suggest
 
 __all__ = [
+    "GUARDRAIL_BREACH",
+    "breach_incident",
     "build_incident",
     "category",
     "needs_incident",

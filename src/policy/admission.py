@@ -20,6 +20,10 @@ Rules run in the order of `ADMISSION_RULES` and the first refusal is returned:
 The `rate.*` refusals (HTTP 429) carry `retry_after`: for `rate.per_hour` the seconds until
 the oldest counted change leaves the hour, for `rate.in_flight` a poll interval.
 
+Before these the gate checks the agent's circuit breakers (`changegate.policy.breakers`):
+an open pause or abort refuses with `breaker.<trigger>`, an open throttle with
+`rate.breaker.<trigger>` (429, `retry_after`) once the agent used its lower rate.
+
 Absolute stops come first, then what the agent may do at all, then the target's state,
 then the history: a refusal then names the most fundamental problem.
 

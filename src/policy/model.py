@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from changegate.health.templates import AnalysisTemplate, TemplateName
 from changegate.models import Contract, RiskLevel
+from changegate.policy.breakers import AgentBreakers
 from changegate.policy.targets import matches_any
 from changegate.policy.windows import Window
 
@@ -130,6 +131,8 @@ class Policy(Contract):
         default_factory=lambda: dict(DEFAULT_FINDING_ACTIONS)
     )
     analysis_templates: AnalysisTemplates = Field(default_factory=AnalysisTemplates)
+    breakers: dict[str, AgentBreakers] = Field(default_factory=dict)
+    """Circuit breakers by agent id, `"*"` for every agent without its own entry."""
 
     @field_validator("findings")
     @classmethod
@@ -178,6 +181,10 @@ class Policy(Contract):
             if key in self.agents:
                 return key, self.agents[key]
         return None
+
+    def breakers_for(self, agent_id: str) -> AgentBreakers | None:
+        """The agent's own breakers, else the `"*"` default; None when neither is set."""
+        return self.breakers.get(agent_id, self.breakers.get("*"))
 
     def eligible_approvers(self, tier: RiskTier) -> set[str]:
         """Listed approvers holding one of the tier's roles (any listed one if it has none)."""

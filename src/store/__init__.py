@@ -6,6 +6,16 @@ commit: `Store.session()` is the transaction, and `locked_session()` one that ho
 database lock for read-then-write invariants such as admission.
 """
 
+from changegate.store.breakers import (
+    BREAKER_ACTOR,
+    applied_units,
+    changes_of,
+    last_release,
+    list_trips,
+    open_breaker,
+    refusals_of,
+    release_breakers,
+)
 from changegate.store.changes import (
     active_changes,
     advance_change,
@@ -46,6 +56,7 @@ from changegate.store.migrate import current_revision, head_revision, migrate
 from changegate.store.refusals import list_refusals, record_refusal
 from changegate.store.store import Store, open_store
 from changegate.store.tables import (
+    BreakerTripRow,
     ChangeRow,
     DecisionRow,
     EventRow,
@@ -60,7 +71,9 @@ from changegate.store.tokens import Role, create_token, list_tokens, revoke_toke
 
 __all__ = [
     "ADMISSION_LOCK",
+    "BREAKER_ACTOR",
     "GLOBAL_SCOPE",
+    "BreakerTripRow",
     "ChangeRow",
     "DecisionRow",
     "DecisionVerdict",
@@ -78,7 +91,9 @@ __all__ = [
     "active_kill_switch_for",
     "advance_change",
     "agent_scope",
+    "applied_units",
     "changes_count",
+    "changes_of",
     "close_incident",
     "create_engine_for",
     "create_token",
@@ -89,15 +104,18 @@ __all__ = [
     "get_incident",
     "get_kill_switches",
     "head_revision",
+    "last_release",
     "list_decisions",
     "list_events",
     "list_findings",
     "list_incidents",
     "list_refusals",
     "list_tokens",
+    "list_trips",
     "locked_session",
     "metadata",
     "migrate",
+    "open_breaker",
     "open_incident",
     "open_incident_targets",
     "open_store",
@@ -106,6 +124,8 @@ __all__ = [
     "record_events",
     "record_findings",
     "record_refusal",
+    "refusals_of",
+    "release_breakers",
     "revoke_token",
     "set_kill_switch",
     "upsert_change",

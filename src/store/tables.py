@@ -109,12 +109,13 @@ class IncidentBase(StoreModel):
 
 
 class IncidentRow(IncidentBase, table=True):
-    """An incident opened for a change that rolled back; at most one per change."""
+    """An incident: for a change that rolled back (at most one per change), or for a breaker
+    trip (`change_id` then holds the trip's id, which is no change: hence no foreign key)."""
 
     __tablename__ = "incidents"
 
     incident_id: str = Field(primary_key=True)
-    change_id: str = Field(foreign_key=_CHANGE_FK, ondelete="CASCADE", unique=True)
+    change_id: str = Field(unique=True)
     target_label: str = Field(index=True)
 
 
@@ -146,6 +147,24 @@ class KillSwitch(StoreModel, table=True):
     actor: str
     reason: str = Field(default="", sa_type=sa.Text)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BreakerTripRow(StoreModel, table=True):
+    """A circuit breaker that tripped: trigger, response, evidence, and who released it."""
+
+    __tablename__ = "breaker_trips"
+
+    trip_id: str = Field(primary_key=True)
+    agent_id: str = Field(index=True)
+    breaker: str
+    response: str
+    reason: str = Field(sa_type=sa.Text)
+    evidence: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    incident_id: str | None = None
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    released_by: str | None = None
+    release_reason: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class TokenRow(StoreModel, table=True):
