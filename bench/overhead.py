@@ -19,18 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 import httpx
 from temporalio.client import Client
@@ -39,47 +34,29 @@ from bench.bare import BareInput, BareScript, BareWorkflow
 from bench.history import EventCounts, count_events, script_from_history
 from bench.procs import (
     THREAD_GROUPS,
-    ProcessFailed,
     cpu_seconds,
-    free_port,
     own_cpu_seconds,
-    start_fleet,
-    start_worker,
-    stop,
     thread_cpu_seconds,
 )
+from bench.stack import (
+    NEW_POOL_SIZE,
+    BenchFailure,
+    Children,
+    load_note,
+    make_request,
+    progress,
+    run_bench,
+    start_stack,
+)
 from bench.worker_proc import bare_queue
-from changegate.models import ChangeRequest, Decision, Outcome, Stage
-from changegate.runtime import DevServer, start_dev_server
-from changegate.service import ChangeService, connect
+from changegate.models import Decision, Outcome, Stage
+from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.workflows import ChangeWorkflow
 
 INSTANCES = 4
-NEW_POOL_SIZE = 24
-FAST_ROLLOUT = {
-    "canary_units": 1,
-    "waves": 2,
-    "canary_bake_seconds": 0.5,
-    "wave_bake_seconds": 0.2,
-    "analysis_interval_seconds": 0.4,
-    "analysis_count": 2,
-    "failure_limit": 0,
-    "inconclusive_limit": 1,
-    "approval_timeout_seconds": 300,
-}
 APPROVER = Decision(actor="bench-approver", reason="benchmark")
-# The default policy's rate limits would refuse a benchmark's burst of changes.
-BENCH_POLICY = """
-agents:
-  "*": {targets: ["fleet:*"], operations: [set_config], changes_per_hour: 100000,
-        max_in_flight: 1000}
-"""
 WORKFLOW_DEADLINE = 120.0
-
-
-class BenchFailure(RuntimeError):
-    """The benchmark could not produce an honest comparison."""
 
 
 @dataclass
@@ -124,47 +101,11 @@ class Phase:
     counts: list[EventCounts] = field(default_factory=list)
 
 
-@dataclass
-class Children:
-    """Every process the benchmark started, so that any exit can stop them all."""
-
-    server: DevServer | None = None
-    fleet: subprocess.Popen[bytes] | None = None
-    worker: subprocess.Popen[bytes] | None = None
-
-    def stop_all(self) -> None:
-        """Stop the worker, then the fleet, then the Temporal server."""
-        stop(self.worker)
-        stop(self.fleet)
-        if self.server is not None:
-            self.server.stop()
-
-
-def progress(message: str) -> None:
-    """One line of progress on stderr."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def make_request(service: str) -> ChangeRequest:
-    """A valid set_config change on one fleet service, with a fast rollout spec."""
-    return ChangeRequest.model_validate(
-        {
-            "agent": {"agent_id": "bench-agent", "model": "bench-model", "session_id": "bench"},
-            "intent": f"Raise the connection pool of {service} for the overhead benchmark.",
-            "target": {"kind": "fleet", "selector": {"service": service}},
-            "change": {"operation": "set_config", "parameters": {"pool_size": NEW_POOL_SIZE}},
-            "assumptions": {"unit_count": INSTANCES},
-            "evidence": [{"source": "bench", "excerpt": "synthetic load"}],
-            "rollout": FAST_ROLLOUT,
-        }
-    )
-
-
 async def run_change(
     changes: ChangeService, change_id: str, service: str, poll: float, phase: Phase
 ) -> None:
     """Submit one change, approve it once it awaits approval, and require DONE."""
-    await changes.submit(make_request(service), change_id=change_id)
+    await changes.submit(make_request(service, instances=INSTANCES), change_id=change_id)
     while True:
         status = await changes.status(change_id)
         phase.queries += 1
@@ -182,9 +123,17 @@ async def run_change(
 
 
 async def client_signal_approve(changes: ChangeService, change_id: str) -> None:
-    """Approve by signal rather than by the `decide` update."""
+    """Approve by a signed signal rather than by the `decide` update (one signal, as the
+    bare workflow takes), signed by the front door's key as `decide` would sign it."""
+    proof = changes.signer.proof(
+        change_id=change_id,
+        principal=APPROVER.actor,
+        verdict="approve",
+        reason=APPROVER.reason,
+        now=datetime.now(UTC),
+    )
     handle = changes.temporal.get_workflow_handle_for(ChangeWorkflow.run, change_id)
-    await handle.signal(ChangeWorkflow.approve, APPROVER)
+    await handle.signal(ChangeWorkflow.approve, APPROVER.model_copy(update={"proof": proof}))
 
 
 async def run_bare(
@@ -296,15 +245,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def report(
-    args: argparse.Namespace,
-    calibration_id: str,
-    expected: EventCounts,
-    script: BareScript,
-    bare: Phase,
-    pipe: Phase,
-) -> str:
+def report(args: argparse.Namespace, run: Comparison) -> str:
     """The result table."""
+    expected, script, bare, pipe = run.expected, run.script, run.bare, run.pipe
     waits = [s for s in script.steps if s.kind == "signal"]
     fired = [s for s in script.steps if s.kind == "timer"]
     rows: list[tuple[str, float, float, str]] = []
@@ -354,9 +297,10 @@ def report(
         "",
         f"changegate pipeline overhead: K={args.changes} workflows per phase, concurrency "
         f"C={args.concurrency}, approval-point poll every {args.poll:g} s, "
-        f"{os.cpu_count()} CPU(s)",
-        f"matched per workflow (counted from ChangeWorkflow history {calibration_id}):",
-        f"  activities {expected.activities}, timers {expected.timers}, "
+        f"{load_note()}",
+        f"matched per workflow (counted from ChangeWorkflow history {run.calibration_id}):",
+        f"  activities {expected.activities} ({expected.audit_activities} audit writes), "
+        f"timers {expected.timers}, "
         f"signals {expected.signals}, search attribute upserts {expected.upserts}",
         f"  timers: {len(fired)} fired ({' + '.join(f'{s.seconds:g}' for s in fired)} = "
         f"{sum(s.seconds for s in fired):.2f} s requested), "
@@ -385,41 +329,25 @@ async def within(work: Awaitable[None], what: str) -> None:
         raise BenchFailure(f"{what} did not end within {WORKFLOW_DEADLINE:g} s") from None
 
 
-async def benchmark(args: argparse.Namespace, children: Children, data_dir: Path) -> str:
-    """Start everything, calibrate, run both phases and return the report."""
+@dataclass
+class Comparison:
+    """Both phases of one run, with the calibration they were checked against."""
+
+    calibration_id: str
+    expected: EventCounts
+    script: BareScript
+    bare: Phase
+    pipe: Phase
+
+
+async def compare(args: argparse.Namespace, children: Children, data_dir: Path) -> Comparison:
+    """Start everything, calibrate, and run both phases, K workflows C at a time."""
     k, c = args.changes, args.concurrency
-    progress(f"starting the Temporal dev server (SQLite WAL in {data_dir})")
-    children.server = await start_dev_server(
-        data_dir=data_dir / "temporal", port=free_port(), ui_port=free_port()
-    )
     services = [f"svc{i}" for i in range(k)]
     spec = ",".join(f"{name}={INSTANCES}" for name in ["cal", *services])
-    fleet_url = f"http://127.0.0.1:{free_port()}"
-    progress(f"starting the fleet at {fleet_url} ({k + 1} services x {INSTANCES} instances)")
-    children.fleet = await start_fleet(
-        int(fleet_url.rsplit(":", 1)[1]), spec, data_dir / "fleet.log"
-    )
-    policy = data_dir / "policy.yaml"
-    policy.write_text(BENCH_POLICY)
-    settings = Settings(
-        temporal_address=children.server.address,
-        task_queue=f"bench-{uuid.uuid4().hex[:8]}",
-        fleet_url=fleet_url,
-        data_dir=data_dir,
-        policy_file=policy,
-    )
-    env = {
-        **os.environ,
-        "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
-        "CHANGEGATE_TASK_QUEUE": settings.task_queue,
-        "CHANGEGATE_FLEET_URL": settings.fleet_url,
-        "CHANGEGATE_DATA_DIR": str(data_dir),
-        "CHANGEGATE_POLICY_FILE": str(policy),
-    }
-    progress("starting the worker process (python -m bench.worker_proc)")
-    children.worker = await start_worker(env, data_dir / "worker.log")
-    client = await connect(settings)
-    changes = ChangeService(client, settings)
+    stack = await start_stack(children, data_dir, services=spec)
+    settings, changes = stack.settings, stack.changes
+    client = changes.temporal
 
     progress("calibrating: one real change on service 'cal' to count its Temporal work")
     calibration = Phase(name="calibration")
@@ -431,9 +359,9 @@ async def benchmark(args: argparse.Namespace, children: Children, data_dir: Path
     expected = count_events(history)
     script = script_from_history(history)
     progress(
-        f"calibrated: {expected.activities} activities, {expected.timers} timers "
-        f"({expected.timer_seconds:g} s of timeouts), {expected.signals} signal(s), "
-        f"{expected.upserts} upserts"
+        f"calibrated: {expected.activities} activities ({expected.audit_activities} audit "
+        f"writes), {expected.timers} timers ({expected.timer_seconds:g} s of timeouts), "
+        f"{expected.signals} signal(s), {expected.upserts} upserts"
     )
     warmup = Phase(name="warm-up")
     await within(
@@ -467,21 +395,26 @@ async def benchmark(args: argparse.Namespace, children: Children, data_dir: Path
     )
     progress(f"phase B done in {pipe.wall:.2f} s, worker CPU {pipe.worker_cpu:.2f} s")
     await check_histories(client, pipe, expected)
-    await check_fleet(fleet_url, services, pipe)
+    await check_fleet(stack.fleet_url, services, pipe)
     if pipe.failures:
         raise BenchFailure("phase B: " + "; ".join(pipe.failures[:5]))
-    return report(args, calibration_id, expected, script, bare, pipe)
+    return Comparison(calibration_id, expected, script, bare, pipe)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.overhead",
-        description="Measure changegate's pipeline against a bare Temporal workflow doing "
-        "the same Temporal work, on the same server in the same run.",
+def parse_args(
+    argv: Sequence[str] | None,
+    *,
+    prog: str = "python -m bench.overhead",
+    changes: int = 20,
+    concurrency: int = 5,
+    what: str | None = __doc__,
+) -> argparse.Namespace:
+    """The command line (`--changes 100` is the K=100 run)."""
+    parser = argparse.ArgumentParser(prog=prog, description=what.splitlines()[0] if what else None)
+    parser.add_argument("--changes", type=int, default=changes, help="workflows per phase (K)")
+    parser.add_argument(
+        "--concurrency", type=int, default=concurrency, help="workflows at a time (C)"
     )
-    parser.add_argument("--changes", type=int, default=20, help="workflows per phase (K)")
-    parser.add_argument("--concurrency", type=int, default=5, help="workflows at a time (C)")
     parser.add_argument(
         "--poll", type=float, default=0.1, help="seconds between approval-point polls"
     )
@@ -491,41 +424,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 with a table on success, 1 with the reason otherwise."""
     args = parse_args(argv)
-    # Ctrl-C must stop the run and its children even where SIGINT was inherited as ignored
-    # (a background job of a non-interactive shell); asyncio.run turns it into cancellation.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-    data_dir = Path(tempfile.mkdtemp(prefix="changegate-bench-"))
-    children = Children()
-    keep_logs = False
-    try:
-        table = asyncio.run(benchmark(args, children, data_dir))
-    except (BenchFailure, ProcessFailed) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        keep_logs = True
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        keep_logs = True
-        raise
-    finally:
-        children.stop_all()
-        if keep_logs:
-            print(f"logs kept in {data_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
-    print(table, flush=True)
-    return 0
+
+    async def bench(children: Children, data_dir: Path) -> str:
+        run = await compare(args, children, data_dir)
+        return report(args, run)
+
+    return run_bench(bench, prefix="changegate-bench-")
 
 
 if __name__ == "__main__":

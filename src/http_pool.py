@@ -6,9 +6,14 @@ loop, and made again if it is later used from another loop.
 
 A pooled keep-alive connection may have been closed by the server while it sat idle; the next
 request on it fails with `RemoteProtocolError` or `ReadError` before any answer arrives.
-`get` retries such a read once, on a fresh connection, and only when the client has served
-a request before (so a pooled connection was possible): a GET is idempotent, and one retry
-keeps a server restart from becoming a failed measurement.
+Two things keep that from failing a read:
+
+- the pool drops a connection after `KEEPALIVE_SECONDS` idle, below the idle timeout of the
+  servers changegate talks to (uvicorn, which serves the fleet and the API, closes after
+  5 s), so the client lets go of a connection before the server does;
+- `get` retries such a read once, on a fresh connection, and only when the client has
+  served a request before (so a pooled connection was possible): a GET is idempotent, and
+  one retry keeps a server restart from becoming a failed measurement.
 """
 
 from __future__ import annotations
@@ -22,15 +27,24 @@ _STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError)
 
 Params = Mapping[str, str | Sequence[str]]
 
+KEEPALIVE_SECONDS = 2.0
+"""How long an idle pooled connection is kept: below uvicorn's 5 s keep-alive timeout."""
+
 
 class HttpPool:
     """Hands out the same `httpx.AsyncClient` to every call made in one event loop."""
 
     def __init__(
-        self, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        *,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+        keepalive: float = KEEPALIVE_SECONDS,
     ) -> None:
-        """Clients get this timeout and (for tests of an HTTP mapping) transport."""
+        """Clients get this timeout, idle connections live `keepalive` seconds, and (for
+        tests of an HTTP mapping) requests go through `transport`."""
         self._timeout = timeout
+        self._limits = httpx.Limits(keepalive_expiry=keepalive)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -40,7 +54,9 @@ class HttpPool:
         """The pooled client for the running loop."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout, transport=self._transport, limits=self._limits
+            )
             self._loop = loop
             self._served = False
         return self._client
