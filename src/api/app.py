@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 
 from changegate.api import changes as change_routes
 from changegate.api import health, operations, web
+from changegate.api import metrics as metric_routes
 from changegate.api.errors import install_error_handlers
 from changegate.api.limits import MAX_BODY_BYTES, BodyLimit
 from changegate.api.pages import templates
@@ -28,8 +29,8 @@ _DESCRIPTION = """\
 Agents submit change requests and follow them; approvers decide on them; operators read
 incidents and pull kill switches. Every call under `/api/v1` needs
 `Authorization: Bearer <token>` (tokens come from `changegate token create`); `/healthz`
-(the process answers) and `/readyz` (the audit store and Temporal answer; 503 if not) need
-none. Every error answers
+(the process answers), `/readyz` (the audit store and Temporal answer; 503 if not) and
+`/metrics` (Prometheus) need none. Every error answers
 `{"error": {"rule": ..., "reason": ..., "would_pass": ...}}`; invalid bodies add `fields`,
 each with its dotted `path`.
 """
@@ -50,6 +51,9 @@ def create_app(*, settings: Settings, changes: ChangeService) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.include_router(health.router)
+    if settings.api_metrics:
+        app.add_middleware(metric_routes.RequestMetrics)
+        app.include_router(metric_routes.router)
     app.include_router(change_routes.router)
     app.include_router(operations.router)
     app.include_router(web.router)

@@ -15,6 +15,7 @@ import httpx
 from temporalio.client import Client
 
 from changegate.errors import ConfigurationError
+from changegate.observability import worker_runtime
 from changegate.runtime.devserver import DevServer, port_open, start_dev_server
 from changegate.service import TemporalUnreachable, connect, ensure_search_attributes
 from changegate.settings import Settings
@@ -78,7 +79,7 @@ async def _connect_when_ready(settings: Settings, *, patient: bool) -> Client:
     deadline = asyncio.get_running_loop().time() + (60 if patient else 0)
     while True:
         try:
-            return await connect(settings)
+            return await connect(settings, runtime=worker_runtime(settings))
         except TemporalUnreachable:
             if asyncio.get_running_loop().time() > deadline:
                 raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from pydantic import JsonValue
 from temporalio import workflow
 
@@ -17,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         UnitState,
         UnitStatus,
     )
+    from changegate.workflows.metrics import ChangeMetrics
     from changegate.workflows.options import (
         CHANGE_AGENT,
         CHANGE_OUTCOME,
@@ -27,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
 
 # Events the audit store should hold without waiting for the next stage.
 _URGENT = frozenset({"approved", "rejected", "decision-refused", "abort", "paused"})
+
+# The web UI shows current details in a narrow pane: the summary is hard-wrapped to this.
+DETAILS_WIDTH = 88
 
 
 class Ledger:
@@ -43,6 +49,11 @@ class Ledger:
         self._searchable = workflow.info().typed_search_attributes.get(CHANGE_AGENT) is not None
         self._recorded = 0
         self._recorded_stage: Stage | None = None
+        self._entered = workflow.now()
+        self._ending: str | None = None
+        self.metrics = ChangeMetrics(
+            agent=data.request.agent.agent_id, kind=data.request.target.kind
+        )
 
     def event(
         self,
@@ -67,6 +78,7 @@ class Ledger:
 
     def enter(self, stage: Stage) -> None:
         """Move to `stage`, record it, and make it searchable and visible in the web UI."""
+        self._leave(result="approved")
         self.status.stage = stage
         self.event("stage", f"entered {stage.value}")
         if self._searchable:
@@ -75,9 +87,12 @@ class Ledger:
 
     def finish(self, outcome: Outcome, message: str) -> None:
         """Record the terminal outcome."""
+        self._leave(result=outcome.value.lower())
+        self.metrics.ended(outcome, risk=self.status.risk.tier if self.status.risk else None)
         self.status.stage = Stage.ENDED
         self.status.outcome = outcome
         self.status.paused = False
+        self._ending = message
         self.event("outcome", f"{outcome.value}: {message}")
         if self._searchable:
             workflow.upsert_search_attributes(
@@ -87,6 +102,12 @@ class Ledger:
                 ]
             )
         self.publish()
+
+    def _leave(self, *, result: str) -> None:
+        """The current stage is over: record how long it lasted (`result` ends an approval)."""
+        now = workflow.now()
+        self.metrics.left(self.status.stage, now - self._entered, result=result)
+        self._entered = now
 
     def tag_risk(self, tier: str) -> None:
         """Make the change's risk tier searchable."""
@@ -139,12 +160,43 @@ class Ledger:
         self.publish()
 
     def publish(self) -> None:
-        """Show the stage and the summary as the workflow's current details in the web UI."""
-        s = self.status
-        head = f"**{s.outcome.value if s.outcome else s.stage.value}**"
-        if s.paused:
-            head += " (paused)"
-        units = ", ".join(f"{u.unit_id}: {u.status}" for u in s.units)
-        body = f"\n\nunits: {units}" if units else ""
-        summary = f"\n\n```\n{s.summary}```" if s.summary else ""
-        workflow.set_current_details(head + body + summary)
+        """Show the web UI's current details: the outcome and why it ended (once ended) or the
+        stage, then each unit's state, then the summary hard-wrapped in a fenced block."""
+        workflow.set_current_details(current_details(self.status, ending=self._ending))
+
+
+def current_details(status: ChangeStatus, *, ending: str | None = None) -> str:
+    """Markdown for the web UI: it renders line breaks but never wraps a long line."""
+    s = status
+    head = f"**{s.outcome.value if s.outcome else s.stage.value}**"
+    if s.paused:
+        head += " (paused)"
+    parts = [head]
+    if s.outcome is not None:
+        if s.halt_reason:
+            parts.append(f"halted: {s.halt_reason}")
+        if ending and ending != s.halt_reason:
+            parts.append(f"ended: {ending}")
+    if s.units:
+        parts.append("units:\n" + "\n".join(f"- {u.unit_id}: {u.status}" for u in s.units))
+    if s.summary:
+        parts.append(f"```\n{_hard_wrap(s.summary)}\n```")
+    return "\n\n".join(parts)
+
+
+def _hard_wrap(text: str) -> str:
+    """Each line cut at `DETAILS_WIDTH`, continuations indented like the line they continue."""
+    lines: list[str] = []
+    for line in text.rstrip("\n").splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        lines.extend(
+            textwrap.wrap(
+                line,
+                width=DETAILS_WIDTH,
+                subsequent_indent=indent + "  ",
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+            or [""]
+        )
+    return "\n".join(lines)
