@@ -51,6 +51,7 @@ class HealthGate:
                 continue
             self._ledger.status.analyses.append(AnalysisRecord(gate=name, verdict=verdict))
             self._ledger.event("analysis", f"{name}: {verdict.phase}: {verdict.reason}")
+            self._ledger.metrics.verdict(self._ledger.status.stage, verdict.phase)
             if verdict.phase == "successful":
                 return
             if verdict.phase == "inconclusive":
