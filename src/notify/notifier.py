@@ -1,7 +1,8 @@
 """The notifier: picks the channels a notice goes to, and posts it to one of them.
 
 It holds the worker's channels (with their secrets) and never lets a URL or key into an
-error message or a log line: failures name the channel and the HTTP status only.
+error message or a log line: failures name the channel and the HTTP status only, and
+httpx's own request log shows a channel's name where its URL would be.
 """
 
 from __future__ import annotations
@@ -29,6 +30,31 @@ POST_TIMEOUT_SECONDS = 10.0
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 
 
+class _ChannelUrlMask(logging.Filter):
+    """Rewrites httpx's request log lines so a channel's URL reads as the channel's name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+
+    def add(self, url: str, name: str) -> None:
+        for form in {url, str(httpx.URL(url))}:
+            self._names[form] = f"<notify channel {name}>"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for url, name in self._names.items():
+            masked = masked.replace(url, name)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+_URL_MASK = _ChannelUrlMask()
+logging.getLogger("httpx").addFilter(_URL_MASK)
+
+
 class DeliveryFailed(Exception):
     """A channel did not take a notice; `permanent` when retrying cannot help."""
 
@@ -50,6 +76,8 @@ class Notifier:
     ) -> None:
         """Post to `channels`, linking to the pages `settings` names."""
         self._channels = dict(channels)
+        for name, channel in self._channels.items():
+            _URL_MASK.add(channel.url.get_secret_value(), name)
         self._settings = settings
         self._pool = HttpPool(timeout=POST_TIMEOUT_SECONDS, transport=transport)
 

@@ -63,13 +63,15 @@ def operation_notice(event: BaseModel) -> Notice:
     Read from the event: `kind` (required), `event_id` or `id`, `at`, `actor`, `reason`,
     `agent_id`, `scope`, `mode`, `trigger` or `breaker`, `severity` and `incident_id`;
     anything else lands in `details`. Free text is redacted. Without an id, the id is a
-    digest of the event, so the same event sent twice is delivered once.
+    digest of the event with its `at` (the time of the call if it has none), so the same
+    event sent twice is delivered once.
     """
     raw: dict[str, Any] = event.model_dump(mode="json")
-    kind = NoticeKind(str(raw.get("kind")))
-    if kind not in OPERATION_KINDS:
+    named_kind = str(raw.get("kind"))
+    if named_kind not in OPERATION_KINDS:
         allowed = ", ".join(sorted(k.value for k in OPERATION_KINDS))
-        raise ValueError(f"an operator event's kind must be one of {allowed}, not {kind.value}")
+        raise ValueError(f"an operator event's kind must be one of {allowed}, not {named_kind}")
+    kind = NoticeKind(named_kind)
     at = _when(raw.get("at"))
     digest = hashlib.sha256(
         json.dumps({**raw, "at": at.isoformat()}, sort_keys=True, default=str).encode()
