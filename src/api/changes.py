@@ -29,6 +29,8 @@ from changegate.models import (
     Outcome,
     Stage,
 )
+from changegate.service.dry_run import DryRunReport
+from changegate.service.dry_run import dry_run as check_change
 from changegate.service.visibility import change_query
 
 __all__ = ["ChangeId", "change_links", "decide", "router", "visible_status"]
@@ -78,13 +80,27 @@ async def whoami(principal: CurrentPrincipal) -> WhoAmI:
 @router.post(
     "/changes",
     status_code=201,
-    response_model=SubmitResponse,
-    responses=error_responses(409, 429),
+    response_model=SubmitResponse | DryRunReport,
+    responses={**error_responses(409, 429), 200: {"model": DryRunReport}},
 )
 async def submit(
-    request: Request, response: Response, body: ChangeRequest, principal: CurrentPrincipal
-) -> SubmitResponse:
-    """Submit a change request; it passes admission or is refused with the rule that says no."""
+    request: Request,
+    response: Response,
+    body: ChangeRequest,
+    principal: CurrentPrincipal,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="Start nothing: answer 200 with the admission verdict, the risk tier "
+            "and VALIDATE's findings on the target's live state (a read-only observation)."
+        ),
+    ] = False,
+) -> SubmitResponse | DryRunReport:
+    """Submit a change request; it passes admission or is refused with the rule that says no.
+
+    With `dry_run=true` nothing is started or reserved and nothing counts against the
+    agent's limits; only an audit line records that the dry run was asked, by whom.
+    """
     svc = services(request)
     subject = f"target:{body.target.label()}"
     await require(svc, principal, "agent", action="submit", subject=subject)
@@ -99,6 +115,11 @@ async def submit(
             action="submit",
             subject=subject,
             request=body,
+        )
+    if dry_run:
+        response.status_code = 200
+        return await check_change(
+            svc.changes, body, asked_by=principal.label, settings=svc.settings
         )
     change_id = await svc.changes.submit(body)
     response.headers["Location"] = f"/api/v1/changes/{change_id}"
