@@ -21,6 +21,9 @@ import pytest
 import yaml
 
 import changegate.workflows
+from changegate.observability import traces_endpoint
+from changegate.policy import load_policy
+from changegate.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -43,6 +46,9 @@ OVERRIDES = [
     "POSTGRESQL_VERSION",
     "POSTGRES_PASSWORD",
     "CHANGEGATE_IMAGE_TAG",
+    "CHANGEGATE_OTLP_ENDPOINT",
+    "CHANGEGATE_API_PORT",
+    "CHANGEGATE_MCP_PORT",
     "TEMPORAL_CORS_ORIGINS",
     "TEMPORAL_NAMESPACE_RETENTION",
     "COMPOSE_FILE",
@@ -165,6 +171,7 @@ def test_the_services_exist(services: dict[str, dict[str, Any]]) -> None:
         "changegate-search-attributes",
         "changegate-worker",
         "changegate-api",
+        "changegate-mcp",
         "fleet",
     }
     assert expected <= set(services)
@@ -347,3 +354,79 @@ def test_dockerignore_keeps_the_context_small() -> None:
         assert entry in entries, entry
     for needed in ("src", "pyproject.toml", "README.md"):
         assert needed not in entries, needed
+
+
+# The changegate processes (the fleet is the demo target, not one of them).
+PROCESSES = ("changegate-api", "changegate-worker", "changegate-mcp")
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Container path -> (host path, read-only) of each bind mount."""
+    out = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            out[str(volume["target"])] = (str(volume["source"]), bool(volume.get("read_only")))
+            continue
+        source, target, *mode = str(volume).split(":")
+        out[target] = (source, mode == ["ro"])
+    return out
+
+
+def test_every_process_shares_the_store_the_key_and_the_policy(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    envs = {name: _environment(services[name]) for name in PROCESSES}
+    for key in ("CHANGEGATE_DATABASE_URL", "CHANGEGATE_SIGNING_KEY", "CHANGEGATE_POLICY_FILE"):
+        assert len({env[key] for env in envs.values()}) == 1, key
+    assert envs["changegate-worker"]["CHANGEGATE_DATABASE_URL"].startswith("postgresql://")
+    policy = Path(envs["changegate-worker"]["CHANGEGATE_POLICY_FILE"])
+    for name in PROCESSES:
+        source, read_only = _mounts(services[name])[str(policy.parent)]
+        assert read_only, f"{name} may write the policy"
+        assert Path(source) == ROOT / "deploy" / "policy", name
+    # The mounted file is a policy changegate accepts.
+    assert load_policy(ROOT / "deploy" / "policy" / policy.name).agents
+
+
+def test_mcp_serves_http_on_loopback_as_a_client_of_the_api(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    mcp = services["changegate-mcp"]
+    assert _words(mcp["command"])[:3] == ["mcp", "--transport", "http"]
+    assert _ports(mcp) == [("127.0.0.1", "8765", "8765")]
+    assert _environment(mcp)["CHANGEGATE_API_URL"] == "http://changegate-api:8720"
+    assert _conditions(mcp)["changegate-api"] == "service_healthy"
+    assert _ports(services["changegate-api"]) == [("127.0.0.1", "8720", "8720")]
+
+
+def _settings(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a process of `service` would read from its environment."""
+    for key in [k for k in os.environ if k.startswith(("CHANGEGATE_", "OTEL_"))]:
+        monkeypatch.delenv(key)
+    for key, value in _environment(service).items():
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def test_workers_serve_metrics_inside_the_network_only(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = services["changegate-worker"]
+    settings = _settings(worker, monkeypatch)
+    assert settings.worker_metrics_address == "0.0.0.0:9464"
+    assert [str(port) for port in worker.get("expose") or []] == ["9464"]
+    assert not worker.get("ports")  # replicas would collide on a published port
+    # The API serves its own metrics at /metrics; the API process starts no worker runtime.
+    api = _settings(services["changegate-api"], monkeypatch)
+    assert api.api_metrics and not api.worker_metrics_address
+
+
+def test_tracing_is_off_unless_an_otlp_endpoint_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = _resolved()["services"]
+    for name in PROCESSES:
+        assert traces_endpoint(_settings(default[name], monkeypatch)) is None, name
+    collector = "http://otel-collector.example.com:4318"
+    traced = _resolved({"CHANGEGATE_OTLP_ENDPOINT": collector})["services"]
+    for name in PROCESSES:
+        settings = _settings(traced[name], monkeypatch)
+        assert traces_endpoint(settings) == f"{collector}/v1/traces", name
