@@ -12,8 +12,9 @@ named after the change that closed (`brk-<change_id>`), so a retry holds the sam
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlmodel import Session
 from temporalio import activity
@@ -47,8 +48,14 @@ from changegate.store import (
     upsert_change,
 )
 
-TripHook = Callable[[Trip], Awaitable[object]]
-"""What holds an agent's in-flight changes once its breaker trips."""
+
+class TripHook(Protocol):
+    """What holds an agent's in-flight changes once its breaker trips; `closing` is the
+    change whose outcome tripped it (ending, so not to be held)."""
+
+    def __call__(self, trip: Trip, *, closing: str | None = None) -> Awaitable[object]:
+        """Hold what `trip` says."""
+        ...
 
 
 class AuditActivities:
@@ -76,7 +83,7 @@ class AuditActivities:
         agent's outcome breakers."""
         trip = await asyncio.to_thread(self._judge_outcome, data.status)
         if trip is not None and self._on_trip is not None:
-            await self._on_trip(trip)
+            await self._on_trip(trip, closing=data.status.change_id)
         if not needs_incident(data.status):
             return CloseReceipt()
         incident = build_incident(data.status)

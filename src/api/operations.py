@@ -1,12 +1,14 @@
-"""`/api/v1/incidents`, `/api/v1/killswitches` and `/api/v1/reconcile`: what went wrong, the
-stops, and releasing the targets of changes whose workflows closed unrecorded."""
+"""`/api/v1/incidents`, `/api/v1/killswitches`, `/api/v1/breakers` and `/api/v1/reconcile`:
+what went wrong, the stops (set by hand or tripped by a breaker), and releasing the targets
+of changes whose workflows closed unrecorded."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from changegate.api.auth import CurrentPrincipal, forbid, require
 from changegate.api.schemas import (
@@ -26,6 +28,44 @@ __all__ = ["router"]
 router = APIRouter(
     prefix="/api/v1", tags=["operations"], responses=error_responses(401, 403, 413, 422, 500)
 )
+
+AgentId = Annotated[
+    str, Path(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]{0,127}$", description="The agent's id.")
+]
+
+
+class BreakerItem(BaseModel):
+    """A breaker trip: trigger, response, evidence, incident, and its release if released."""
+
+    trip_id: str
+    agent_id: str
+    breaker: str
+    response: str
+    reason: str
+    evidence: list[dict[str, Any]]
+    at: datetime
+    incident_id: str | None
+    released_at: datetime | None
+    released_by: str | None
+    release_reason: str | None
+
+
+class BreakerReleaseBody(BaseModel):
+    """Why a person releases an agent's breakers."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class BreakerReleaseReport(BaseModel):
+    """What a release did: the trips released, by whom, and the held changes resumed."""
+
+    agent_id: str
+    actor: str
+    reason: str
+    released: list[BreakerItem]
+    resumed: list[str]
+
 
 IncidentId = Annotated[str, Path(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
@@ -97,6 +137,47 @@ async def set_kill_switch(
         engaged=report.engaged,
         actor=principal.name,
         reached=report.reached,
+    )
+
+
+@router.get("/breakers", response_model=list[BreakerItem])
+async def list_breakers(
+    request: Request,
+    principal: CurrentPrincipal,
+    open_only: bool = False,
+    agent: str | None = None,
+) -> list[BreakerItem]:
+    """Breaker trips, oldest first; only unreleased ones, or one agent's, when asked."""
+    svc = services(request)
+    await require(svc, principal, "approver", action="list breakers", subject="breakers")
+    trips = await svc.operations.breakers(agent_id=agent, open_only=open_only)
+    return [BreakerItem.model_validate(t, from_attributes=True) for t in trips]
+
+
+@router.post("/breakers/{agent_id:path}/release", response_model=BreakerReleaseReport)
+async def release_breaker(
+    request: Request, agent_id: AgentId, body: BreakerReleaseBody, principal: CurrentPrincipal
+) -> BreakerReleaseReport:
+    """Release the agent's open breakers and resume what their pause held (a person only:
+    approver or admin; the release is recorded with the token's name and the reason)."""
+    svc = services(request)
+    subject = f"breaker:{agent_id}"
+    await require(svc, principal, "approver", action="release breaker", subject=subject)
+    report = await svc.operations.release_breaker(
+        agent_id, actor=principal.name, reason=body.reason
+    )
+    if not report.released:
+        raise NotFound(
+            rule="breaker.none_open",
+            reason=f"agent {agent_id} has no open breaker",
+            would_pass="GET /api/v1/breakers?open_only=true lists the open ones",
+        )
+    return BreakerReleaseReport(
+        agent_id=agent_id,
+        actor=report.actor,
+        reason=report.reason,
+        released=[BreakerItem.model_validate(t, from_attributes=True) for t in report.released],
+        resumed=report.resumed,
     )
 
 

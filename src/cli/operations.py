@@ -1,4 +1,4 @@
-"""CLI commands for operators: kill switches, incidents, and reconciling change rows."""
+"""CLI commands for operators: kill switches, breakers, incidents, and reconciling rows."""
 
 from __future__ import annotations
 
@@ -91,6 +91,60 @@ async def list_switches(ctx: Context) -> None:
             ]
             for s in switches
         ],
+    )
+
+
+@click.group()
+def breaker() -> None:
+    """Circuit breakers: an agent's kill switch that tripped by itself; a person releases it."""
+
+
+@breaker.command(name="list")
+@click.option("--open", "open_only", is_flag=True, help="Only breakers not yet released.")
+@click.option("--agent", default=None, help="Only this agent's breakers.")
+@pass_context
+@run
+async def list_breakers(ctx: Context, open_only: bool, agent: str | None) -> None:
+    """Breaker trips, oldest first: trigger, response, why, and who released them."""
+    params: dict[str, Any] = {"open_only": open_only}
+    if agent:
+        params["agent"] = agent
+    async with ctx.api() as api:
+        trips: list[dict[str, Any]] = await api.call("GET", "/breakers", params=params)
+    if ctx.as_json:
+        emit_json(trips)
+        return
+    table(
+        ["trip", "agent", "breaker", "response", "at", "state", "reason"],
+        [
+            [
+                t["trip_id"],
+                t["agent_id"],
+                t["breaker"],
+                t["response"],
+                _when(t["at"]),
+                f"released by {t['released_by']}" if t["released_at"] else "OPEN",
+                t["reason"],
+            ]
+            for t in trips
+        ],
+    )
+
+
+@breaker.command(name="release")
+@click.argument("agent")
+@click.option("--reason", required=True, help="Why (recorded, with your token's name).")
+@pass_context
+@run
+async def release_breaker(ctx: Context, agent: str, reason: str) -> None:
+    """Release an agent's open breakers and resume the changes their pause held."""
+    async with ctx.api() as api:
+        report = await api.call("POST", f"/breakers/{agent}/release", json={"reason": reason})
+    names = ", ".join(f"{t['breaker']} ({t['trip_id']})" for t in report["released"])
+    ctx.emit(
+        report,
+        f"released {names} for {agent} as {report['actor']}; resumed "
+        f"{len(report['resumed'])} held change(s)" + "".join(f"\n  {c}" for c in report["resumed"]),
     )
 
 

@@ -149,14 +149,17 @@ class Operations:
         await self._tell("kill_switch_released", scope, actor=actor, reason=reason, reached=reached)
         return KillSwitchReport(scope, mode, False, reached)
 
-    async def tripped(self, trip: Trip) -> list[str]:
+    async def tripped(self, trip: Trip, *, closing: str | None = None) -> list[str]:
         """Hold the agent's running changes as a trip's kill switch says (already engaged in
-        the store with the trip); returns the changes reached. A throttle reaches none."""
+        the store with the trip); returns the changes reached. A throttle reaches none;
+        `closing`, the change whose outcome tripped it, is ending and is left alone."""
         scope = KillSwitchScope.for_agent(trip.agent_id)
         reached: list[str] = []
         if trip.response != "throttle":
             reason = f"breaker {trip.breaker} tripped ({trip.trip_id}): {trip.reason}"
-            reached = await self._reach(scope, trip.response, actor="breaker", reason=reason)
+            reached = await self._reach(
+                scope, trip.response, actor="breaker", reason=reason, skip=closing
+            )
         await self._tell(
             "breaker_tripped",
             scope,
@@ -223,9 +226,10 @@ class Operations:
         *,
         actor: str,
         reason: str,
+        skip: str | None = None,
     ) -> list[str]:
-        """Signal every running change in `scope`, `FANOUT_CONCURRENCY` at a time, from one
-        visibility query; the changes reached (one that ended meanwhile is skipped)."""
+        """Signal every running change in `scope` but `skip`, `FANOUT_CONCURRENCY` at a time,
+        from one visibility query; the changes reached (one that ended meanwhile is passed)."""
         changes = self._changes
         what = "released" if action == "resume" else f"({action})"
         control = Control(
@@ -233,6 +237,7 @@ class Operations:
         )
         send = {"pause": changes.pause, "abort": changes.abort, "resume": changes.resume}[action]
         refs = await changes.list(change_query(agent=scope.agent_id, running=True), limit=10_000)
+        refs = [ref for ref in refs if ref.change_id != skip]
         gate = asyncio.Semaphore(FANOUT_CONCURRENCY)
 
         async def one(change_id: str) -> None:

@@ -1,0 +1,309 @@
+"""Every circuit breaker on the real stack, through the HTTP API: the agent is paused by
+itself, its in-flight change is held, its next submission is refused naming the breaker,
+and only a person's release lets the held change go on to DONE."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from changegate.api import running_api
+from changegate.models import ChangeRequest, Outcome, Stage
+from changegate.service import ChangeService
+from changegate.settings import Settings
+from changegate.store import Store, create_token, fingerprint, list_incidents, upsert_change
+from changegate.worker import running_worker
+from tests.support import Fleet, make_request, wait_for_stage, wait_until
+
+pytestmark = pytest.mark.e2e
+
+POLICY = """
+agents:
+  "*": {targets: ["fleet:*"], operations: [set_config], max_units: 20}
+  brk-scope: {targets: ["fleet:service=search"], operations: [set_config]}
+  brk-rate: {targets: ["fleet:*"], operations: [set_config], changes_per_hour: 1}
+loop_detection: {max_repeats: 1, window_minutes: 60, flip_flop_window_minutes: 60}
+breakers:
+  brk-scope: {scope_refusals: {count: 2, window_minutes: 10}}
+  brk-loop: {loop_refusals: {count: 2, window_minutes: 10}}
+  brk-rate: {rate_refusals: {count: 2, window_minutes: 10}}
+  brk-budget: {changes_per_day: {count: 1}}
+  brk-units: {units_per_day: {count: 4}}
+  brk-failed: {failed_changes: {count: 1, window_minutes: 60}}
+  brk-rollbacks: {rollbacks_in_a_row: {count: 1}}
+"""
+AGENTS = ["brk-scope", "brk-loop", "brk-rate", "brk-budget", "brk-units", "brk-failed"]
+_POOLS = itertools.count(random.randrange(30, 3000, 7))
+
+
+def req(agent: str, service: str, parameters: dict[str, Any] | None = None) -> ChangeRequest:
+    """A change of `agent`'s on `service`, with a pool size no other change of the session
+    set (so no loop or flip-flop rule of an earlier test can refuse it)."""
+    return make_request(
+        agent_id=agent,
+        service=service,
+        parameters=parameters or {"pool_size": next(_POOLS)},
+        assumptions={},
+    )
+
+
+def bad() -> dict[str, Any]:
+    """A version that does not exist: every request fails, the canary rolls back."""
+    return {"version": f"9.9.{next(_POOLS)}-missing"}
+
+
+@dataclass
+class Stack:
+    """This module's API (its own policy) and worker, and a token per caller."""
+
+    http: httpx.AsyncClient
+    changes: ChangeService
+    tokens: dict[str, str]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def submit(self, who: str, request: ChangeRequest) -> httpx.Response:
+        return await self.http.post(
+            "/api/v1/changes", json=request.model_dump(mode="json"), headers=self.auth(who)
+        )
+
+    async def submitted(self, who: str, request: ChangeRequest) -> str:
+        response = await self.submit(who, request)
+        assert response.status_code == 201, response.text
+        change_id: str = response.json()["change_id"]
+        return change_id
+
+    async def approve(self, change_id: str) -> None:
+        """Approve as alice, then bob while the change's tier needs more."""
+        for who in ("alice", "bob"):
+            status = await self.changes.status(change_id)
+            if status.stage != Stage.AWAITING_APPROVAL or (
+                status.approvals and len(status.approvals) >= status.approvals_required
+            ):
+                return
+            response = await self.http.post(
+                f"/api/v1/changes/{change_id}/approve", json={}, headers=self.auth(who)
+            )
+            assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    client: Client,
+    settings: Settings,
+    worker: Worker,
+    store: Store,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    """An API and a worker holding this module's policy, over the session's store."""
+    policy = Path(tmp_path_factory.mktemp("breakers")) / "policy.yaml"
+    policy.write_text(POLICY)
+    own = settings.model_copy(
+        update={"policy_file": policy, "task_queue": f"breakers-{uuid.uuid4().hex[:8]}"}
+    )
+    suffix = uuid.uuid4().hex[:6]
+    with store.session() as session:
+        tokens = {
+            agent: create_token(
+                session=session, name=f"{agent}-{suffix}", role="agent", agent_id=agent
+            )
+            for agent in [*AGENTS, "brk-rollbacks"]
+        }
+        for person in ("alice", "bob"):
+            tokens[person] = create_token(
+                session=session, name=f"{person}-{suffix}", role="approver", roles=["sre"]
+            )
+    changes = ChangeService(client, own)
+    try:
+        async with (
+            running_worker(client, own),
+            running_api(settings=own, changes=changes, port=0) as base,
+            httpx.AsyncClient(base_url=base, timeout=60) as http,
+        ):
+            yield Stack(http=http, changes=changes, tokens=tokens)
+    finally:
+        changes.close()
+
+
+async def in_flight(stack: Stack, agent: str) -> str:
+    """A change of the agent's waiting for approval on search: the one a trip must hold."""
+    change_id = await stack.submitted(agent, req(agent, "search"))
+    await wait_for_stage(stack.changes, change_id, Stage.AWAITING_APPROVAL, within=60)
+    return change_id
+
+
+async def tripped_holds_and_release_resumes(
+    stack: Stack, store: Store, *, agent: str, held: str, breaker: str
+) -> None:
+    """What every trip must do: hold `held`, refuse the agent, and wait for a person."""
+    await wait_until(
+        lambda: _paused(stack, held), within=30, what=f"{held} paused by breaker {breaker}"
+    )
+    # Approved while paused, the change holds at its next safe point and applies nothing.
+    await stack.approve(held)
+    await wait_until(lambda: _event(stack, held, "held"), within=30, what=f"{held} held")
+    assert all(u.status == "pending" for u in (await stack.changes.status(held)).units)
+
+    # The agent's next submission is refused naming the breaker, even a harmless one.
+    response = await stack.submit(agent, req(agent, "inventory"))
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["rule"] == f"breaker.{breaker}"
+    assert "a person releases the breaker" in error["would_pass"]
+
+    # The trip is listed with its evidence, and its incident is a guardrail breach.
+    listed = await stack.http.get(
+        "/api/v1/breakers", params={"agent": agent, "open_only": True}, headers=stack.auth("bob")
+    )
+    assert listed.status_code == 200, listed.text
+    [trip] = listed.json()
+    assert trip["breaker"] == breaker and trip["response"] == "pause" and trip["evidence"]
+    with store.session() as session:
+        incident = next(i for i in list_incidents(session=session) if i.agent_id == agent)
+    assert incident.category == "agent-guardrail-breach"
+    assert incident.incident_id == trip["incident_id"]
+
+    # Only a person releases it.
+    path = f"/api/v1/breakers/{agent}/release"
+    denied = await stack.http.post(path, json={"reason": "let me go"}, headers=stack.auth(agent))
+    assert denied.status_code == 403, denied.text
+    released = await stack.http.post(
+        path, json={"reason": "looked at the evidence"}, headers=stack.auth("alice")
+    )
+    assert released.status_code == 200, released.text
+    report = released.json()
+    assert held in report["resumed"]
+    [record] = report["released"]
+    assert record["released_by"].startswith("alice-")
+    assert record["release_reason"] == "looked at the evidence"
+
+    final = await stack.changes.wait(held)
+    assert final.outcome == Outcome.DONE, final.halt_reason
+    again = await stack.submit(agent, req(agent, "inventory"))
+    assert again.status_code != 409 or not again.json()["error"]["rule"].startswith("breaker.")
+
+
+async def _paused(stack: Stack, change_id: str) -> bool:
+    return (await stack.changes.status(change_id)).paused
+
+
+async def _event(stack: Stack, change_id: str, kind: str) -> bool:
+    return any(e.kind == kind for e in (await stack.changes.status(change_id)).timeline)
+
+
+# ---- admission-time triggers ----------------------------------------------------------------
+
+
+async def test_scope_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+    held = await in_flight(stack, "brk-scope")
+    first = await stack.submit("brk-scope", req("brk-scope", "ledger"))
+    assert first.status_code == 403 and first.json()["error"]["rule"] == "scope.target"
+    second = await stack.submit("brk-scope", req("brk-scope", "payments"))
+    assert second.status_code == 403, second.text
+    assert "tripped breaker scope_refusals" in second.json()["error"]["reason"]
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-scope", held=held, breaker="scope_refusals"
+    )
+
+
+async def test_loop_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+    held = await in_flight(stack, "brk-loop")
+    looping = req("brk-loop", "ledger")
+    with store.session() as session:
+        upsert_change(
+            session=session,
+            change_id=f"seed-{fingerprint(looping)[:8]}-{uuid.uuid4().hex[:4]}",
+            request=looping,
+            stage=Stage.ENDED,
+            outcome=Outcome.ROLLED_BACK,
+            at=(await stack.changes.status(held)).timeline[0].at,
+        )
+    for _ in range(2):
+        response = await stack.submit("brk-loop", looping)
+        assert response.status_code == 409 and response.json()["error"]["rule"] == "loop"
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-loop", held=held, breaker="loop_refusals"
+    )
+
+
+async def test_rate_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+    held = await in_flight(stack, "brk-rate")
+    for service in ("ledger", "payments"):
+        response = await stack.submit("brk-rate", req("brk-rate", service))
+        assert response.status_code == 429, response.text
+        error = response.json()["error"]
+        assert error["rule"] == "rate.per_hour"
+        assert response.headers["Retry-After"] == str(error["retry_after"])
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-rate", held=held, breaker="rate_refusals"
+    )
+
+
+async def test_the_daily_change_budget_pauses_the_agent(
+    stack: Stack, fleet: Fleet, store: Store
+) -> None:
+    held = await in_flight(stack, "brk-budget")
+    over = await stack.submit("brk-budget", req("brk-budget", "ledger"))
+    assert over.status_code == 409, over.text
+    assert over.json()["error"]["rule"] == "breaker.changes_per_day"
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-budget", held=held, breaker="changes_per_day"
+    )
+
+
+# ---- outcome triggers: judged by the worker when a change's outcome is recorded -------------
+
+
+async def ended(
+    stack: Stack,
+    agent: str,
+    parameters: dict[str, Any] | None,
+    outcome: Outcome,
+    *,
+    service: str = "payments",
+) -> None:
+    """Another change of the agent's, on `service`, run to `outcome`."""
+    change_id = await stack.submitted(agent, req(agent, service, parameters))
+    await wait_for_stage(stack.changes, change_id, Stage.AWAITING_APPROVAL, within=60)
+    await stack.approve(change_id)
+    final = await stack.changes.wait(change_id)
+    assert final.outcome == outcome, final.halt_reason
+
+
+async def test_the_daily_unit_budget_pauses_the_agent(
+    stack: Stack, fleet: Fleet, store: Store
+) -> None:
+    held = await in_flight(stack, "brk-units")
+    # checkout's 4 units meet the budget; the held change's 3 on search, run after the
+    # release, stay under it.
+    await ended(stack, "brk-units", None, Outcome.DONE, service="checkout")
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-units", held=held, breaker="units_per_day"
+    )
+
+
+async def test_a_failed_change_pauses_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+    held = await in_flight(stack, "brk-failed")
+    await ended(stack, "brk-failed", bad(), Outcome.ROLLED_BACK)
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-failed", held=held, breaker="failed_changes"
+    )
+
+
+async def test_rollbacks_in_a_row_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+    held = await in_flight(stack, "brk-rollbacks")
+    await ended(stack, "brk-rollbacks", bad(), Outcome.ROLLED_BACK)
+    await tripped_holds_and_release_resumes(
+        stack, store, agent="brk-rollbacks", held=held, breaker="rollbacks_in_a_row"
+    )
