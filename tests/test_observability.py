@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
+from changegate.errors import ConfigurationError
 from changegate.models import ChangeStatus, HaltCause, Outcome, Stage, UnitState
-from changegate.observability import traces_endpoint
+from changegate.observability import traces_endpoint, worker_runtime
 from changegate.settings import Settings
 from changegate.workflows.ledger import DETAILS_WIDTH, current_details
 from tests.support import make_request
@@ -69,3 +72,18 @@ def test_tracing_is_on_only_when_an_endpoint_is_set(
     else:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", standard)
     assert traces_endpoint(Settings(otlp_endpoint=ours)) == expected
+
+
+def test_a_busy_worker_metrics_port_is_one_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(ConfigurationError) as raised:
+            worker_runtime(Settings(worker_metrics_address=address))
+    assert address in str(raised.value)
+    assert "CHANGEGATE_WORKER_METRICS_ADDRESS" in str(raised.value)
+
+
+def test_worker_metrics_are_off_by_default() -> None:
+    assert worker_runtime(Settings()) is None
