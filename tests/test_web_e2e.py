@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -234,7 +235,12 @@ async def in_first_viewport(page: Page, selector: str) -> bool:
 
 
 async def test_a_deep_link_leads_through_login_to_the_decision_bar_above_the_fold(
-    browser: Browser, site: str, alice: str, changes: ChangeService, store: Store
+    browser: Browser,
+    site: str,
+    alice: str,
+    changes: ChangeService,
+    settings: Settings,
+    store: Store,
 ) -> None:
     request = make_request(service="search", assumptions={"unit_count": 3}, agent_id="web-agent")
     change_id = await changes.submit(request)
@@ -243,7 +249,9 @@ async def test_a_deep_link_leads_through_login_to_the_decision_bar_above_the_fol
         status = await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
         assert status.risk is not None
         opened = await context.new_page()
-        await opened.goto(f"/ui/changes/{change_id}")
+        # The link notifications carry (`Settings.page_url`), on this test's API port.
+        link = urlsplit(settings.page_url(change_id))
+        await opened.goto(link.path)
         await opened.wait_for_url(f"**/ui/login?next=%2Fui%2Fchanges%2F{change_id}")
         await opened.fill("#token", alice)
         await opened.click("button[type=submit]")

@@ -8,10 +8,11 @@ would end up in logs and browser history. The form may carry `next`, a local `/u
 land on afterwards. Failed logins count against the client's address like bad bearer
 tokens (429 past the limit).
 
-A change's page is `/ui/changes/{id}` (`page_path`): the link to give people. While the
-change awaits approval, a decision bar at its top approves or rejects it. A rejection
-needs a reason (422 without one, recording nothing) and is confirmed on a second page
-that repeats what will be rejected before anything is sent.
+A change's page is `/ui/changes/{id}` (`page_path`; `Settings.page_url` is the same page
+under the API's URL, the link notifications carry). While the change awaits approval, a
+decision bar at its top approves or rejects it. A rejection needs a reason (422 without
+one, recording nothing) and is confirmed on a second page that repeats what will be
+rejected before anything is sent.
 """
 
 from __future__ import annotations
