@@ -1,8 +1,11 @@
-"""The audit trail: the store hears of the change in the background and catches up.
+"""The audit trail: the store hears of the change at the moments that matter, in the background.
 
-The workflow's ledger is the source of truth. Writes wait out a store outage (no attempt
-limit) and are idempotent by event index, so the store ends equal to the ledger and never
-fails or stalls a stage. The outcome is published together with its incident.
+The workflow's ledger is the source of truth. The store is written when the change waits
+for a human (AWAITING_APPROVAL, or held by a pause), when it starts rolling back, and at
+the end; every other stage and event rides along with the next of those writes, in one
+batch. Writes wait out a store outage (no attempt limit) and are idempotent by event index,
+so the store ends equal to the ledger and never fails or stalls a stage. The outcome is
+published together with its incident.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from changegate.workflows.ledger import Ledger
     from changegate.workflows.steps import Steps
 
+# Stages a reader of the store must see without waiting for the end.
+_MOMENTS = frozenset({Stage.AWAITING_APPROVAL, Stage.ROLLBACK})
+# Events that hold or stop a change: a human may look for them in the store at once.
+_HELD = frozenset({"paused", "abort"})
+
 
 class AuditTrail:
     """Keeps the audit store in step with the ledger until the change is closed."""
@@ -26,6 +34,7 @@ class AuditTrail:
         self._steps = steps
         self._closed = False
         self._pump: asyncio.Task[None] | None = None
+        self._through = 0
 
     def start(self) -> None:
         """Begin writing in the background."""
@@ -44,11 +53,26 @@ class AuditTrail:
         if self._pump is not None:
             await self._pump
 
+    def _behind(self) -> bool:
+        """True while the store lacks part of the timeline."""
+        return self._through < len(self._ledger.status.timeline)
+
+    def _due(self) -> bool:
+        """True when the store should hear of the change now (see the module docstring)."""
+        if self._closed:
+            return self._behind()
+        return any(
+            e.kind in _HELD or (e.kind == "stage" and e.stage in _MOMENTS)
+            for e in self._ledger.status.timeline[self._through :]
+        )
+
     async def _run(self) -> None:
         while True:
-            await workflow.wait_condition(lambda: self._ledger.behind() or self._closed)
-            if not self._ledger.behind():
+            await workflow.wait_condition(lambda: self._due() or self._closed)
+            if not self._due():
                 return
             data = self._ledger.unrecorded()
             receipt = await self._steps.record(data)
-            self._ledger.recorded(receipt.recorded_through, Stage(data.stage))
+            stage = Stage(data.stage)
+            self._through = max(self._through, receipt.recorded_through)
+            self._ledger.recorded(receipt.recorded_through, stage)
