@@ -309,7 +309,7 @@ async def test_a_rejection_needs_a_reason_and_a_confirmation_and_is_recorded_wit
             assert list_decisions(session=session, change_id=change_id) == []
 
         # With a reason: a confirmation page repeats it, and only its button records it.
-        reason = "pool already sized for peak <b>see capacity dashboard</b>"
+        reason = "pool already sized for peak\n<b>see capacity dashboard</b>"
         await page.fill("#reason", reason)
         await page.click("#reject")
         await page.wait_for_selector("#confirm-reject")

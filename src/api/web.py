@@ -342,7 +342,8 @@ async def reject(request: Request, change_id: ChangeId) -> Response:
     if isinstance(posted, Response):
         return posted
     session, principal, form = posted
-    reason = form.get("reason", "").strip()
+    # Browsers send a textarea's line breaks as CRLF; the history keeps plain newlines.
+    reason = form.get("reason", "").replace("\r\n", "\n").strip()
     if not reason:
         raise InvalidInput(
             422,
