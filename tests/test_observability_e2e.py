@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -355,3 +358,49 @@ async def test_current_details_lead_with_the_outcome_and_wrap(done: Observed) ->
     opening = lines.index("```")
     assert lines[-1] == "```" and opening < len(lines) - 2
     assert max(len(line) for line in lines[opening + 1 : -1]) <= DETAILS_WIDTH
+
+
+async def test_changegate_worker_serves_metrics_at_its_address(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The real `changegate worker` process, with the address set in its environment."""
+    address = f"127.0.0.1:{free_port()}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CHANGEGATE_", "OTEL_"))},
+        "CHANGEGATE_TEMPORAL_ADDRESS": settings.temporal_address,
+        "CHANGEGATE_TASK_QUEUE": f"obs-cli-{uuid.uuid4().hex[:8]}",
+        "CHANGEGATE_DATA_DIR": str(tmp_path),
+        "CHANGEGATE_POLICY_FILE": str(settings.policy_file),
+        "CHANGEGATE_WORKER_METRICS_ADDRESS": address,
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "changegate", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        async def serving() -> str | None:
+            assert process.poll() is None, log.read_text()
+            try:
+                text = await _scrape(f"http://{address}/metrics")
+            except httpx.HTTPError:
+                return None
+            # Pollers report their slots once the worker runs on its task queue.
+            return text if "temporal_worker_task_slots_available" in text else None
+
+        text = await wait_until(serving, within=60, interval=0.5, what="the worker's metrics")
+        assert (
+            _value(
+                text,
+                "temporal_worker_task_slots_available",
+                **{"task_queue": env["CHANGEGATE_TASK_QUEUE"]},
+            )
+            > 0
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
