@@ -10,9 +10,10 @@ import click
 from changegate.api import running_api
 from changegate.cli.context import EXIT_OUTCOME, Context, pass_context, run
 from changegate.cli.output import state_label, timeline_line
+from changegate.cli.serve import temporal_address_option
 from changegate.models import ChangeStatus
 from changegate.runtime import running_stack
-from changegate.runtime.demo import demo_tokens, play, story_holds
+from changegate.runtime.demo import demo_settings, demo_tokens, play, story_holds
 from changegate.service import ChangeService
 
 # Left out of the closing timelines, which are already printed live in full.
@@ -38,13 +39,14 @@ def _event(change_id: str, status: ChangeStatus, printed: int) -> None:
 @click.command()
 @click.option(
     "--embedded/--no-embedded",
-    default=True,
-    show_default=True,
-    help="Start the embedded Temporal dev server (else use --temporal-address).",
+    default=None,
+    help="Start the embedded Temporal dev server on free ports (default: only when no "
+    "Temporal address is given by --temporal-address or CHANGEGATE_TEMPORAL_ADDRESS).",
 )
+@temporal_address_option
 @pass_context
 @run
-async def demo(ctx: Context, embedded: bool) -> None:
+async def demo(ctx: Context, embedded: bool | None) -> None:
     """Play the demo: a stale-context change stopped, observed and resubmitted, then a bad
     release rolled back by its canary.
 
@@ -53,7 +55,9 @@ async def demo(ctx: Context, embedded: bool) -> None:
     """
     demo_dir = ctx.settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
-    settings = ctx.settings.model_copy(update={"data_dir": demo_dir})
+    settings, embedded = demo_settings(
+        ctx.settings.model_copy(update={"data_dir": demo_dir}), embedded=embedded
+    )
     async with running_stack(
         settings, embedded_temporal=embedded, with_fleet=True, progress=_progress
     ) as stack:
@@ -81,7 +85,10 @@ async def demo(ctx: Context, embedded: bool) -> None:
         click.echo(click.style("the demo's story did not hold", fg="red"), err=True)
         raise SystemExit(EXIT_OUTCOME)
     click.echo(click.style("every outcome is what the story says", fg="green"))
+    # `up` on the demo's data directory reopens its history: on the dev server's SQLite file
+    # (at up's own ports) when the demo embedded one, else on the same given Temporal.
+    ui = f" at {ctx.settings.ui_url}" if embedded else ""
     click.echo(
         f"explore it afterwards: `changegate --data-dir {demo_dir} up`, then "
-        f"`changegate incident list` and the web UI at {settings.ui_url}"
+        f"`changegate incident list` and the Temporal web UI{ui}"
     )

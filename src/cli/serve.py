@@ -14,6 +14,7 @@ from changegate.cli.api import ensure_local_login, login_hint
 from changegate.cli.context import Context, pass_context, run
 from changegate.redaction import install_log_redaction
 from changegate.runtime import running_stack
+from changegate.runtime.devserver import embed_temporal
 from changegate.service import ChangeService
 from changegate.worker import run_worker
 
@@ -26,20 +27,40 @@ async def _until_interrupted() -> None:
     await stop.wait()
 
 
+def _given_address(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    obj = ctx.find_object(Context)
+    if value is not None and obj is not None:
+        obj.settings = obj.settings.model_copy(update={"temporal_address": value})
+
+
+temporal_address_option = click.option(
+    "--temporal-address",
+    expose_value=False,
+    callback=_given_address,
+    help="Use the Temporal at host:port, starting no dev server (also before the command, "
+    "or CHANGEGATE_TEMPORAL_ADDRESS).",
+)
+"""`--temporal-address` after `up` or `demo` too, where a user looking for it will try it."""
+
+
 @click.command()
 @click.option(
     "--embedded/--no-embedded",
     default=None,
-    help="Start the embedded Temporal dev server (default: unless --temporal-address is set).",
+    help="Start the embedded Temporal dev server (default: only when no Temporal address is "
+    "given by --temporal-address or CHANGEGATE_TEMPORAL_ADDRESS).",
 )
 @click.option("--api-port", default=8720, show_default=True, help="Port of the API and page.")
+@temporal_address_option
 @pass_context
 @run
 async def up(ctx: Context, embedded: bool | None, api_port: int) -> None:
-    """Start everything to use changegate locally; Ctrl-C stops it all."""
-    source = click.get_current_context().find_root().get_parameter_source("temporal_address")
-    given = source is not None and source.name != "DEFAULT"
-    embedded = not given if embedded is None else embedded
+    """Start everything to use changegate locally; Ctrl-C stops it all.
+
+    Given a Temporal address, it uses that Temporal and starts no dev server; else it starts
+    one at 127.0.0.1:7233 (web UI at CHANGEGATE_UI_URL) and says what to do if one is busy.
+    """
+    embedded = embed_temporal(ctx.settings, embedded)
     async with running_stack(ctx.settings, embedded_temporal=embedded, progress=_say) as stack:
         changes = ChangeService(stack.client, ctx.settings)
         try:

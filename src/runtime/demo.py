@@ -11,6 +11,8 @@ import httpx
 
 from changegate.client import ChangeClient, Credentials
 from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage, TargetObservation
+from changegate.runtime.devserver import embed_temporal, free_port
+from changegate.settings import Settings
 from changegate.store import Store, create_token
 
 # Short bakes so the whole story takes about a minute.
@@ -25,6 +27,25 @@ DEMO_ROLLOUT = {
     "inconclusive_limit": 1,
     "approval_timeout_seconds": 600,
 }
+
+
+def demo_settings(settings: Settings, *, embedded: bool | None) -> tuple[Settings, bool]:
+    """The demo's settings and whether it starts its own Temporal dev server.
+
+    A given Temporal address is used as it is; otherwise the dev server, its web UI and the
+    fleet listen on free loopback ports (the UI and fleet on those given, if any), so the
+    demo runs whatever else listens on the default ports.
+    """
+    embedded = embed_temporal(settings, embedded)
+    given = settings.model_fields_set
+    update: dict[str, str] = {}
+    if embedded and "temporal_address" not in given:
+        update["temporal_address"] = f"127.0.0.1:{free_port()}"
+    if embedded and "ui_url" not in given:
+        update["ui_url"] = f"http://127.0.0.1:{free_port()}"
+    if "fleet_url" not in given:
+        update["fleet_url"] = f"http://127.0.0.1:{free_port()}"
+    return settings.model_copy(update=update), embedded
 
 
 def capacity_request() -> ChangeRequest:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from changegate.errors import ConfigurationError
+from changegate.settings import Settings
 from changegate.workflows import SEARCH_ATTRIBUTES
 
 
@@ -34,6 +35,42 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on right now (the system picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def temporal_given(settings: Settings) -> bool:
+    """Whether a Temporal address was given (`--temporal-address` or
+    `CHANGEGATE_TEMPORAL_ADDRESS`), rather than left at its default."""
+    return "temporal_address" in settings.model_fields_set
+
+
+def embed_temporal(settings: Settings, embedded: bool | None) -> bool:
+    """Whether to start the dev server: as `--embedded/--no-embedded` says, else only when
+    no Temporal address was given (a given address is used as it is)."""
+    return not temporal_given(settings) if embedded is None else embedded
+
+
+def check_ports_free(*, host: str, port: int, ui_port: int) -> None:
+    """`ConfigurationError`, one line saying what to do, when either dev server port is taken."""
+    if port_open(host, port):
+        raise ConfigurationError(
+            f"{host}:{port} is already in use, so no Temporal dev server can start there; "
+            f"if it is a Temporal server, use it with --temporal-address {host}:{port} "
+            f"(or CHANGEGATE_TEMPORAL_ADDRESS), else stop what listens there or start the dev "
+            f"server on a free port with --temporal-address {host}:PORT --embedded"
+        )
+    if port_open(host, ui_port):
+        raise ConfigurationError(
+            f"{host}:{ui_port}, the Temporal web UI's port, is already in use; stop what "
+            f"listens there, or set CHANGEGATE_UI_URL=http://{host}:PORT to a free port"
+        )
 
 
 @dataclass
@@ -60,11 +97,7 @@ async def start_dev_server(
 ) -> DevServer:
     """Start the dev server with changegate's search attributes and wait until it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    if port_open(host, port):
-        raise ConfigurationError(
-            f"something already listens on {host}:{port}; stop it, or use it with "
-            f"--temporal-address {host}:{port}"
-        )
+    check_ports_free(host=host, port=port, ui_port=ui_port)
     args = [
         find_binary("temporal"),
         "server",
