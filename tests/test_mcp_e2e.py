@@ -25,7 +25,15 @@ from tests.support import Fleet, free_port, make_request, wait_for_stage, wait_u
 
 pytestmark = pytest.mark.e2e
 
-TOOLS = {"propose_change", "get_change", "wait_for_change", "list_my_changes", "observe_target"}
+TOOLS = {
+    "propose_change",
+    "get_change",
+    "wait_for_change",
+    "list_my_changes",
+    "observe_target",
+    "withdraw_change",
+    "check_change",
+}
 
 
 def issue(store: Store, *, name: str, role: Role, agent_id: str | None = None) -> str:

@@ -1,8 +1,8 @@
-"""changegate as MCP tools for LLM agents: propose, read, wait for, list, and observe."""
+"""changegate as MCP tools for LLM agents: propose, read, wait for, list, observe, withdraw."""
 
 from changegate.mcp_server.auth import Authenticator, CallerToken, Principal, StoreTokenVerifier
 from changegate.mcp_server.backend import Backend, ChangesFactory
-from changegate.mcp_server.server import build_server
+from changegate.mcp_server.server import LogLevel, build_server
 from changegate.mcp_server.serving import (
     MCP_PATH,
     InvalidToken,
@@ -18,6 +18,7 @@ from changegate.mcp_server.views import (
     Observation,
     Proposal,
     WaitResult,
+    Withdrawal,
 )
 
 __all__ = [
@@ -29,12 +30,14 @@ __all__ = [
     "ChangeView",
     "ChangesFactory",
     "InvalidToken",
+    "LogLevel",
     "Observation",
     "Principal",
     "Proposal",
     "StoreTokenVerifier",
     "Transport",
     "WaitResult",
+    "Withdrawal",
     "build_server",
     "check_stdio_token",
     "connecting_changes",

@@ -11,7 +11,7 @@ from changegate.authority import Principal
 from changegate.errors import InvalidToken
 from changegate.mcp_server.auth import lookup, refusal
 from changegate.mcp_server.backend import Backend, ChangesFactory
-from changegate.mcp_server.server import build_server
+from changegate.mcp_server.server import LogLevel, build_server
 from changegate.service import ChangeService, connect
 from changegate.settings import Settings
 
@@ -64,15 +64,28 @@ async def check_stdio_token(settings: Settings, token: str) -> Principal:
 
 
 async def serve(
-    *, settings: Settings, transport: Transport, host: str, port: int, token: str | None
+    *,
+    settings: Settings,
+    transport: Transport,
+    host: str,
+    port: int,
+    token: str | None,
+    log_level: LogLevel = "WARNING",
 ) -> None:
-    """Serve until stdin closes (stdio) or the process is interrupted (http)."""
+    """Serve until stdin closes (stdio) or the process is interrupted (http).
+
+    Logs go to stderr from `log_level` up: WARNING by default, so a stdio client's log of
+    the server's stderr holds only what needs a person's attention.
+    """
     if transport == "stdio":
         if token is None:
             raise InvalidToken("set CHANGEGATE_TOKEN to the agent's token for --transport stdio")
         await check_stdio_token(settings, token)
         server = build_server(
-            settings=settings, changes_factory=connecting_changes(settings), token=token
+            settings=settings,
+            changes_factory=connecting_changes(settings),
+            token=token,
+            log_level=log_level,
         )
         await server.run_stdio_async()
         return
@@ -80,5 +93,6 @@ async def serve(
         settings=settings,
         changes_factory=connecting_changes(settings),
         public_url=f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}",
+        log_level=log_level,
     )
     await http_server(server, host=host, port=port).serve()

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Annotated
 
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field, ValidationError
 
 from changegate.admission import AdmissionRefused
 from changegate.authority import Principal
-from changegate.errors import ChangegateError, ChangeNotFound, NoWorker, TemporalUnreachable
+from changegate.errors import (
+    ChangegateError,
+    ChangeNotFound,
+    NoWorker,
+    Refused,
+    TemporalUnreachable,
+)
 from changegate.mcp_server.auth import Authenticator, describe
 from changegate.mcp_server.backend import Backend
 from changegate.mcp_server.views import (
@@ -20,12 +28,24 @@ from changegate.mcp_server.views import (
     Observation,
     Proposal,
     WaitResult,
+    Withdrawal,
+    progress_message,
 )
 from changegate.models import ChangeRequest, ChangeStatus, Outcome, Stage, Target
 from changegate.service import ChangeService
 from changegate.service.visibility import change_query
 
-ChangeId = Annotated[str, Field(min_length=1, max_length=200, description="e.g. chg-1a2b3c4d5e6f")]
+PROGRESS_SECONDS = 1.0
+"""How often `wait_for_change` reads the status and reports progress."""
+
+ChangeId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="The id propose_change returned, e.g. chg-1a2b3c4d5e6f.",
+    ),
+]
 
 
 class ChangegateTools:
@@ -73,16 +93,31 @@ class ChangegateTools:
     async def wait_for_change(
         self,
         change_id: ChangeId,
-        timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 120.0,
+        ctx: Context,
+        timeout_seconds: Annotated[
+            float,
+            Field(
+                gt=0,
+                le=600,
+                description="How long to wait, in seconds (at most 600); call again to go on.",
+            ),
+        ] = 120.0,
     ) -> WaitResult:
-        """Block until the change ends or the timeout runs out."""
+        """Block until the change ends or the timeout runs out, reporting progress meanwhile.
+
+        Each poll sends a progress notification (seconds waited of `timeout_seconds`) with
+        where the change is, when the client asked for progress.
+        """
         status = await self._owned(await self._auth.caller(), change_id)
         changes = await self._changes()
+        started = time.monotonic()
         try:
-            # Cancellation lands inside the generator's own await, which ends it cleanly.
             async with asyncio.timeout(timeout_seconds):
-                async for update in changes.watch(change_id):
-                    status = update
+                while not status.ended:
+                    waited = time.monotonic() - started
+                    await ctx.report_progress(waited, timeout_seconds, progress_message(status))
+                    await asyncio.sleep(PROGRESS_SECONDS)
+                    status = await changes.status(change_id)
         except TimeoutError:
             pass
         if status.outcome is not None:
@@ -95,6 +130,39 @@ class ChangegateTools:
             finished=status.outcome is not None, message=message, change=self._view(status)
         )
 
+    async def withdraw_change(
+        self,
+        change_id: ChangeId,
+        reason: Annotated[
+            str,
+            Field(max_length=500, description="Why you take it back; added to the timeline."),
+        ] = "",
+    ) -> Withdrawal:
+        """Withdraw the caller's own change while it still waits for approval."""
+        caller = await self._auth.caller()
+        if caller.agent_id is None:
+            raise ToolError(
+                f"{describe(caller)!r} is not an agent: withdraw_change takes back an agent's "
+                "own proposal; an operator stops any change with `changegate abort`"
+            )
+        changes = await self._changes()
+        try:
+            await changes.withdraw(change_id, agent_id=caller.agent_id, note=reason)
+        except ChangeNotFound as exc:
+            raise ToolError(f"{exc}; list_my_changes shows the ids you can read") from exc
+        except Refused as exc:
+            raise ToolError(
+                f"refused by rule {exc.rule}; nothing was changed.\nwhy: {exc.reason}\n"
+                f"would pass: {exc.would_pass}"
+            ) from exc
+        except NoWorker as exc:
+            raise ToolError(str(exc)) from exc
+        return Withdrawal(
+            change_id=change_id,
+            message=f"withdrawn by {caller.agent_id}: the change ends ABORTED at its next safe "
+            "point; wait_for_change shows it end",
+        )
+
     async def list_my_changes(
         self,
         stage: Annotated[
@@ -104,7 +172,9 @@ class ChangegateTools:
             Outcome | None,
             Field(description="Only changes that ended so: DONE, ROLLED_BACK, BLOCKED, ..."),
         ] = None,
-        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        limit: Annotated[
+            int, Field(ge=1, le=100, description="At most this many changes, newest first.")
+        ] = 20,
     ) -> ChangeList:
         """The caller's changes, newest first, each with its outcome once it has ended."""
         caller = await self._auth.caller()

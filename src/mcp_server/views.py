@@ -76,6 +76,25 @@ class WaitResult(BaseModel):
     change: ChangeView
 
 
+class Withdrawal(BaseModel):
+    """A withdrawal that was sent: the change ends ABORTED at its next safe point."""
+
+    change_id: str
+    message: str
+
+
+def progress_message(status: ChangeStatus) -> str:
+    """One line on where a running change is, for a progress notification."""
+    line = f"{status.change_id} at {status.stage.value}" + (" (paused)" if status.paused else "")
+    if status.countdown is not None:
+        line += f", {status.countdown.label}"
+    if status.stage == Stage.AWAITING_APPROVAL:
+        line += f", {len(status.approvals)}/{status.approvals_required} approval(s)"
+    if status.timeline:
+        line += f"; last: {status.timeline[-1].message}"
+    return line
+
+
 class ChangeList(BaseModel):
     """The caller's changes, newest first."""
 
@@ -113,4 +132,6 @@ __all__ = [
     "Observation",
     "Proposal",
     "WaitResult",
+    "Withdrawal",
+    "progress_message",
 ]
