@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.testing import ActivityEnvironment
 
 from changegate.errors import ConfigurationError
 from changegate.models import ChangeStatus, HaltCause, Outcome, Stage, UnitState
-from changegate.observability import traces_endpoint, worker_runtime
+from changegate.observability import (
+    breaker_tripped,
+    exposition,
+    traces_endpoint,
+    worker_runtime,
+)
 from changegate.settings import Settings
 from changegate.workflows.ledger import DETAILS_WIDTH, current_details
 from tests.support import make_request
@@ -87,3 +95,33 @@ def test_a_busy_worker_metrics_port_is_one_clear_error() -> None:
 
 def test_worker_metrics_are_off_by_default() -> None:
     assert worker_runtime(Settings()) is None
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_a_breaker_trip_counts_in_the_api_and_inside_an_activity() -> None:
+    labels = {"agent": "agent-7", "trigger": "rollbacks_in_a_row"}
+    name = "changegate_breaker_trips_total"
+    before = _sample(exposition().decode(), name, **labels)
+    breaker_tripped(**labels)
+    assert _sample(exposition().decode(), name, **labels) == before + 1
+
+    # Inside an activity the worker's runtime exports it under the same name.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    runtime = worker_runtime(Settings(worker_metrics_address=address))
+    assert runtime is not None
+    env = ActivityEnvironment()
+    env.metric_meter = runtime.metric_meter
+    env.run(lambda: breaker_tripped(**labels))
+    scraped = httpx.get(f"http://{address}/metrics", timeout=10).text
+    assert _sample(scraped, name, **labels) == 1
+    assert _sample(exposition().decode(), name, **labels) == before + 1

@@ -4,7 +4,8 @@ They live in one registry of their own (with the process collectors), which the 
 at `/metrics`. Labels are bounded values only: a rule name, a route template, a method, a
 status code, and the agent id, which policy bounds. Never a selector, a parameter or any
 other text an agent wrote. The workflow's metrics are recorded elsewhere
-(`changegate.workflows.metrics`) and exported by the worker's Temporal runtime.
+(`changegate.workflows.metrics`) and exported by the worker's Temporal runtime, and so is
+a breaker trip counted inside an activity.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from temporalio import activity
 
 __all__ = [
     "CONTENT_TYPE",
@@ -42,9 +44,11 @@ _REFUSALS = Counter(
     ["rule"],
     registry=registry,
 )
+BREAKER_TRIPS = "changegate_breaker_trips"
+_BREAKER_HELP = "Times a circuit breaker tripped, by agent and by what tripped it."
 _BREAKER_TRIPS = Counter(
-    "changegate_breaker_trips",
-    "Times a circuit breaker tripped, by agent and by what tripped it.",
+    BREAKER_TRIPS,
+    _BREAKER_HELP,
     ["agent", "trigger"],
     registry=registry,
 )
@@ -64,7 +68,16 @@ def admission_refused(rule: str) -> None:
 
 
 def breaker_tripped(*, agent: str, trigger: str) -> None:
-    """Count one trip of `agent`'s breaker; `trigger` names the breaker's rule, never free text."""
+    """Count one trip of `agent`'s breaker; `trigger` names the breaker's rule, never free text.
+
+    In the API it counts toward `/metrics`; inside an activity (a trip judged when a worker
+    records an outcome) toward the worker's runtime, which serves the same series name.
+    """
+    if activity.in_activity():
+        activity.metric_meter().create_counter(BREAKER_TRIPS, _BREAKER_HELP).add(
+            1, {"agent": agent, "trigger": trigger}
+        )
+        return
     _BREAKER_TRIPS.labels(agent=agent, trigger=trigger).inc()
 
 
