@@ -30,6 +30,7 @@ from changegate.store import (
 from tests.support import make_request, postgres_schema
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+_DAY = timedelta(days=1)
 SCOPE = {"targets": ["fleet:service=search"], "operations": ["set_config"]}
 
 
@@ -318,10 +319,19 @@ def test_a_release_is_recorded_and_old_evidence_does_not_trip_again(store: Store
         )
     assert (row.released_by, row.release_reason, row.released_at) == ("alice", "fixed", released_at)
     assert judge_outcomes(store, rules, T0 + timedelta(minutes=3), trip_id="brk-2") is None
-    # After a release the graduation starts over: the next trip pauses again.
+    # Offending again within a day is answered by the next response: abort.
     end(store, "chg-2", Outcome.ROLLED_BACK, T0 + timedelta(minutes=4))
     again = judge_outcomes(store, rules, T0 + timedelta(minutes=5), trip_id="brk-3")
-    assert again is not None and again.response == "pause"  # type: ignore[attr-defined]
+    assert again is not None and again.response == "abort"  # type: ignore[attr-defined]
+    assert switch(store, "agent-b") == (True, "abort", BREAKER_ACTOR)
+    with store.session() as session:
+        release_breakers(
+            session=session, agent_id="agent-b", actor="alice", reason="ok", at=T0 + _DAY
+        )
+    # A day later the graduation has started over.
+    end(store, "chg-3", Outcome.ROLLED_BACK, T0 + _DAY + timedelta(minutes=10))
+    later = judge_outcomes(store, rules, T0 + _DAY + timedelta(minutes=11), trip_id="brk-4")
+    assert later is not None and later.response == "pause"  # type: ignore[attr-defined]
 
 
 def test_the_same_trip_id_is_stored_once(store: Store) -> None:

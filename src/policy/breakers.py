@@ -16,8 +16,8 @@ submission is admitted or refused; outcome triggers when a change's outcome is r
 
 A trigger fires once its count reaches `count`. Only what happened after the breaker's
 last trip or release counts, so one burst trips a breaker once. The response is graduated:
-the n-th trip since a person last released the agent's breakers takes the n-th entry of
-`responses` (the last one repeats):
+the agent's n-th trip within a day (released or not) takes the n-th entry of `responses`
+(the last one repeats), so an agent that offends again after a release is answered harder:
 
 - `throttle`: the agent may submit only `throttle.changes_per_hour` changes an hour
   (refusal `rate.breaker.<trigger>`, HTTP 429 with `retry_after`);
@@ -246,7 +246,7 @@ def evaluate(
             trip_id=trip_id,
             agent_id=history.agent_id,
             breaker=name,
-            response=_response(trigger, history),
+            response=_response(trigger, history, now),
             reason=reason,
             evidence=evidence,
             at=now,
@@ -269,10 +269,9 @@ def _since(history: BreakerHistory, name: TriggerName, trigger: Trigger, now: da
     return max([start, *marks])
 
 
-def _response(trigger: Trigger, history: BreakerHistory) -> BreakerResponse:
-    """The n-th trip since the last release takes the n-th response (the last repeats)."""
-    since = history.released_at
-    earlier = [t for t in history.trips if since is None or t.at > since]
+def _response(trigger: Trigger, history: BreakerHistory, now: datetime) -> BreakerResponse:
+    """The agent's n-th trip within a day takes the n-th response (the last repeats)."""
+    earlier = [t for t in history.trips if t.at > now - _DAY]
     return trigger.responses[min(len(earlier), len(trigger.responses) - 1)]
 
 
