@@ -4,11 +4,16 @@ and only a person's release lets the held change go on to DONE."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,9 @@ from temporalio.worker import Worker
 
 from changegate.api import running_api
 from changegate.models import ChangeRequest, Outcome, Stage
+from changegate.policy.breakers import Trip
 from changegate.service import ChangeService
+from changegate.service.operations import OperationEvent, Operations
 from changegate.settings import Settings
 from changegate.store import Store, create_token, fingerprint, list_incidents, upsert_change
 from changegate.worker import running_worker
@@ -31,10 +38,12 @@ POLICY = """
 agents:
   "*": {targets: ["fleet:*"], operations: [set_config], max_units: 20}
   brk-scope: {targets: ["fleet:service=search"], operations: [set_config]}
+  brk-cli: {targets: ["fleet:service=search"], operations: [set_config]}
   brk-rate: {targets: ["fleet:*"], operations: [set_config], changes_per_hour: 1}
 loop_detection: {max_repeats: 1, window_minutes: 60, flip_flop_window_minutes: 60}
 breakers:
   brk-scope: {scope_refusals: {count: 2, window_minutes: 10}}
+  brk-cli: {scope_refusals: {count: 2, window_minutes: 10}}
   brk-loop: {loop_refusals: {count: 2, window_minutes: 10}}
   brk-rate: {rate_refusals: {count: 2, window_minutes: 10}}
   brk-budget: {changes_per_day: {count: 1}}
@@ -69,6 +78,7 @@ class Stack:
     http: httpx.AsyncClient
     changes: ChangeService
     tokens: dict[str, str]
+    base: str
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -118,7 +128,7 @@ async def stack(
             agent: create_token(
                 session=session, name=f"{agent}-{suffix}", role="agent", agent_id=agent
             )
-            for agent in [*AGENTS, "brk-rollbacks"]
+            for agent in [*AGENTS, "brk-rollbacks", "brk-cli"]
         }
         for person in ("alice", "bob"):
             tokens[person] = create_token(
@@ -131,7 +141,7 @@ async def stack(
             running_api(settings=own, changes=changes, port=0) as base,
             httpx.AsyncClient(base_url=base, timeout=60) as http,
         ):
-            yield Stack(http=http, changes=changes, tokens=tokens)
+            yield Stack(http=http, changes=changes, tokens=tokens, base=base)
     finally:
         changes.close()
 
@@ -307,3 +317,75 @@ async def test_rollbacks_in_a_row_pause_the_agent(stack: Stack, fleet: Fleet, st
     await tripped_holds_and_release_resumes(
         stack, store, agent="brk-rollbacks", held=held, breaker="rollbacks_in_a_row"
     )
+
+
+# ---- the CLI, and the hook a notifier hangs on ----------------------------------------------
+
+
+async def changegate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in its own process, off the loop the API and worker run on."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "changegate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+async def test_the_cli_lists_a_trip_and_only_a_person_releases_it(
+    stack: Stack, fleet: Fleet, cli_env: dict[str, str]
+) -> None:
+    for service in ("ledger", "payments"):
+        response = await stack.submit("brk-cli", req("brk-cli", service))
+        assert response.status_code == 403, response.text
+    env = {**cli_env, "CHANGEGATE_API_URL": stack.base}
+    as_alice = {**env, "CHANGEGATE_TOKEN": stack.tokens["alice"]}
+    as_agent = {**env, "CHANGEGATE_TOKEN": stack.tokens["brk-cli"]}
+
+    listed = await changegate(as_alice, "--json", "breaker", "list", "--open", "--agent", "brk-cli")
+    assert listed.returncode == 0, listed.stderr
+    [trip] = json.loads(listed.stdout)
+    assert trip["breaker"] == "scope_refusals" and trip["released_at"] is None
+    assert [e["rule"] for e in trip["evidence"]] == ["scope.target", "scope.target"]
+
+    refused = await changegate(as_agent, "breaker", "release", "brk-cli", "--reason", "mine")
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "auth.role" in refused.stderr
+
+    released = await changegate(as_alice, "breaker", "release", "brk-cli", "--reason", "checked")
+    assert released.returncode == 0, released.stderr
+    assert f"released scope_refusals ({trip['trip_id']}) for brk-cli" in released.stdout
+    after = await changegate(as_alice, "--json", "breaker", "list", "--agent", "brk-cli")
+    [record] = json.loads(after.stdout)
+    assert record["release_reason"] == "checked" and record["released_by"].startswith("alice-")
+
+
+async def test_on_event_hears_every_engage_release_and_trip(stack: Stack, fleet: Fleet) -> None:
+    heard: list[OperationEvent] = []
+
+    async def hook(event: OperationEvent) -> None:
+        heard.append(event)
+
+    ops = Operations(stack.changes, on_event=hook)
+    await ops.engage("agent:brk-events", "pause", actor="oncall", reason="look first")
+    await ops.release("agent:brk-events", actor="oncall", reason="all clear")
+    trip = Trip(
+        trip_id="brk-events-1",
+        agent_id="brk-events",
+        breaker="rate_refusals",
+        response="throttle",
+        reason="2 rate refusals within 10 minutes",
+        evidence=[{"refusal_id": 1, "rule": "rate.per_hour"}],
+        at=datetime.now(UTC),
+    )
+    await ops.tripped(trip)
+    assert [(e.kind, e.scope, e.agent_id, e.actor) for e in heard] == [
+        ("kill_switch_engaged", "agent:brk-events", "brk-events", "oncall"),
+        ("kill_switch_released", "agent:brk-events", "brk-events", "oncall"),
+        ("breaker_tripped", "agent:brk-events", "brk-events", "breaker"),
+    ]
+    assert heard[0].reason == "look first"
+    assert heard[2].evidence == trip.evidence

@@ -23,6 +23,12 @@ _WHAT = {
     "abort": "stopped: its kill switch aborts its in-flight changes, which roll back",
 }
 
+_HELD = {
+    "throttle": "Its submissions beyond the lower rate are refused",
+    "pause": "Its submissions are refused",
+    "abort": "Its submissions are refused",
+}
+
 
 def breach_incident(trip: Trip) -> IncidentRecord:
     """The incident for `trip`, with its Markdown review."""
@@ -84,7 +90,7 @@ def render_breach(trip: Trip, *, title: str, severity: IncidentSeverity, suggest
         *(f"- `{json.dumps(item, sort_keys=True)}`" for item in trip.evidence),
         "",
         "## What did the guardrail do?",
-        f"The agent was {_WHAT[trip.response]}. Its submissions are refused (rule "
+        f"The agent was {_WHAT[trip.response]}. {_HELD[trip.response]} (rule "
         f"`{trip.rule}`) until a person releases the breaker: "
         f"`changegate breaker release {trip.agent_id} --reason ...`.",
         "",
