@@ -94,12 +94,7 @@ def _metrics(status: ChangeStatus) -> RenderableType | None:
     measurement = status.measurement
     if measurement is None:
         return None
-    table = Table(
-        title=f"latest measurement: {measurement.phase} ({measurement.reason})",
-        title_justify="left",
-        box=None,
-        show_edge=False,
-    )
+    table = Table(box=None, show_edge=False)
     for column in ("unit", "metric", "value", "max", ""):
         table.add_column(column)
     for value in measurement.values:
@@ -108,7 +103,8 @@ def _metrics(status: ChangeStatus) -> RenderableType | None:
         verdict = Text("over" if value.value is not None and over else "ok" if not over else "?")
         verdict.stylize("red" if over else "green")
         table.add_row(value.unit_id, value.metric, shown, f"{value.max:g}", verdict)
-    return table
+    title = Text(f"latest measurement: {measurement.phase} ({measurement.reason})")
+    return Group(title, table) if measurement.values else title
 
 
 def _units(status: ChangeStatus) -> RenderableType | None:
@@ -124,12 +120,10 @@ def _units(status: ChangeStatus) -> RenderableType | None:
 
 
 def render(status: ChangeStatus, *, now: datetime) -> RenderableType:
-    """One frame of the live view of `status` at `now`."""
+    """One frame of the live view of `status` at `now` (the halt reason follows the view)."""
     request = status.request
     stage = Text(status.stage.value, style="bold")
-    if status.outcome is not None:
-        stage = Text(status.outcome.value, style=f"bold {OUTCOME_COLOUR[status.outcome]}")
-    elif status.paused:
+    if status.paused:
         stage.append(" (paused)", style="yellow")
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -138,6 +132,9 @@ def render(status: ChangeStatus, *, now: datetime) -> RenderableType:
     head.add_row("Target", f"{request.target.label()}  {request.change.operation}")
     head.add_row("Agent", request.agent.agent_id)
     head.add_row("Stage", stage)
+    if status.outcome is not None:
+        colour = OUTCOME_COLOUR[status.outcome]
+        head.add_row("Outcome", Text(status.outcome.value, style=f"bold {colour}"))
     if status.risk is not None:
         head.add_row("Risk", status.risk.tier)
     parts: list[RenderableType] = [head]
@@ -147,9 +144,7 @@ def render(status: ChangeStatus, *, now: datetime) -> RenderableType:
     for block in (_units(status), _metrics(status)):
         if block is not None:
             parts += [Text(""), block]
-    if status.halt_reason:
-        parts += [Text(""), Text(f"why: {status.halt_reason}", style="red")]
-    elif status.timeline:
+    if status.timeline:
         parts += [Text(""), Text(timeline_line(status.timeline[-1]).strip(), style="dim")]
     return Group(*parts)
 
