@@ -80,29 +80,22 @@ def approvers_left(status: ChangeStatus, *, policy: Policy, viewer: str) -> dict
     no approvers, anyone with an approver or admin token but the proposer may.
     """
     agent = status.request.agent
-    barred = {_name(agent.agent_id)} | (
-        {_name(agent.on_behalf_of)} if agent.on_behalf_of else set()
-    )
-    decided = {_name(d.actor) for d in status.approvals}
-    missing = max(0, status.approvals_required - len(status.approvals))
-    roles = status.risk.roles if status.risk else []
+    proposers = [agent.agent_id, *([agent.on_behalf_of] if agent.on_behalf_of else [])]
+    barred = {_name(p) for p in proposers} | {_name(d.actor) for d in status.approvals}
     if not policy.approvers:
-        proposer = ", ".join(
-            [agent.agent_id, *([agent.on_behalf_of] if agent.on_behalf_of else [])]
-        )
         return {
-            "missing": missing,
-            "who": f"any approver or admin token except {proposer} (the policy names no approvers)",
-            "viewer_may": _name(viewer) not in barred | decided,
+            "who": f"any approver or admin token except {', '.join(proposers)} "
+            "(the policy names no approvers)",
+            "viewer_may": _name(viewer) not in barred,
         }
+    roles = status.risk.roles if status.risk else []
     names = sorted(
         name
         for name in policy.eligible_approvers(RiskTier(roles=roles))
-        if _name(name) not in barred | decided
+        if _name(name) not in barred
     )
     role_note = f" (role {' or '.join(roles)})" if roles else ""
     return {
-        "missing": missing,
         "who": (", ".join(names) + role_note) if names else "nobody: no listed approver is left",
         "viewer_may": _name(viewer) in {_name(n) for n in names},
     }
