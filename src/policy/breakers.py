@@ -67,7 +67,9 @@ _REFUSAL_TRIGGERS: dict[TriggerName, str] = {
     "loop_refusals": "loop or flip-flop",
     "rate_refusals": "rate",
 }
-_WINDOWED = frozenset({"scope_refusals", "loop_refusals", "rate_refusals", "failed_changes"})
+_WINDOWED: frozenset[TriggerName] = frozenset(
+    {"scope_refusals", "loop_refusals", "rate_refusals", "failed_changes"}
+)
 _DAY = timedelta(days=1)
 _HOUR = timedelta(hours=1)
 _SEVERITY = {"throttle": 0, "pause": 1, "abort": 2}
@@ -215,7 +217,7 @@ class Trip(Contract):
 
 def lookback(breakers: AgentBreakers) -> timedelta:
     """How far back the history handed to `evaluate` must reach."""
-    minutes = [t.window_minutes or 0 for n in _WINDOWED if (t := breakers.trigger(n))]  # type: ignore[arg-type]
+    minutes = [t.window_minutes or 0 for n in _WINDOWED if (t := breakers.trigger(n))]
     return max([_DAY, *(timedelta(minutes=m) for m in minutes)])
 
 

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from changegate.errors import ChangeNotFound
 from changegate.models import Control, KillSwitchScope
 from changegate.policy.breakers import Trip
+from changegate.redaction import redact_text
 from changegate.service.visibility import change_query
 from changegate.store import (
     BreakerTripRow,
@@ -182,6 +183,7 @@ class Operations:
         """Release the agent's open breakers (recorded: who, why, when) and, when one held
         its kill switch, release that too, resuming what the pause held."""
         scope = KillSwitchScope.for_agent(agent_id)
+        reason = redact_text(reason)
 
         def persist(session: Session) -> list[BreakerTripRow]:
             return release_breakers(
