@@ -41,18 +41,25 @@ _UNIT_COLOUR = {
 }
 
 
-def missing_approvals(status: ChangeStatus) -> tuple[int, list[str]]:
-    """How many approvals are still needed, and the listed approvers who may give them.
+def missing_approvals(status: ChangeStatus) -> tuple[int, list[str] | None]:
+    """How many approvals are still needed, and the listed approvers who may give them: those
+    of the change's risk tier, but not the proposers nor anyone who already approved.
 
-    An empty list with a positive count means the policy names no approvers: anyone with an
-    approver token counts.
+    None instead of a list means the policy names no approvers: anyone with an approver token
+    but the proposers counts.
     """
     if status.ended or status.stage not in _BEFORE_APPROVAL:
         return 0, []
-    given = {d.actor for d in status.approvals}
-    missing = max(status.approvals_required - len(given), 0)
-    eligible = [] if status.risk is None else status.risk.approvers
-    return missing, [name for name in eligible if name not in given]
+    agent = status.request.agent
+    barred = {
+        name.strip().casefold()
+        for name in [agent.agent_id, agent.on_behalf_of, *(d.actor for d in status.approvals)]
+        if name
+    }
+    missing = max(status.approvals_required - len(status.approvals), 0)
+    if status.risk is None or not status.risk.approvers:
+        return missing, None
+    return missing, [n for n in status.risk.approvers if n.strip().casefold() not in barred]
 
 
 def _seconds(value: float) -> str:
@@ -81,7 +88,10 @@ def _approvals(status: ChangeStatus, now: datetime) -> Text | None:
     if not missing:
         return Text(f"approved by {given}") if given else None
     line = f"{missing} of {status.approvals_required} approval(s) missing"
-    line += f"; can approve: {', '.join(who)}" if who else "; any approver can give them"
+    if who is None:
+        line += "; any approver but the proposer can give them"
+    else:
+        line += f"; can approve: {', '.join(who) or 'nobody, no listed approver is left'}"
     if given:
         line += f" (given: {given})"
     if status.approval_deadline is not None and status.stage == Stage.AWAITING_APPROVAL:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any, Literal
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl
 
 from changegate.kinds.text import describe_kinds
 from changegate.mcp_server.auth import Authenticator, StoreTokenVerifier
 from changegate.mcp_server.backend import Backend, ChangesFactory
+from changegate.mcp_server.check import check_tool
+from changegate.mcp_server.schema import registry_tool
 from changegate.mcp_server.tools import ChangegateTools
 from changegate.providers import ProviderRegistry
 from changegate.settings import Settings
@@ -27,6 +31,7 @@ You never change a target directly and you cannot approve your own change: a hum
    observation paths observe_target returned (`unit_count`, `units.<unit>.<key>`, or
    `units.*.<key>` for every unit). Stale assumptions are shown to the approver first.
 3. wait_for_change (or get_change) until the change ends; list_my_changes finds it again.
+   withdraw_change takes back a change of yours that still waits for approval.
 A refusal names the rule, why, and what would pass: fix the request rather than retrying it.
 """
 
@@ -61,7 +66,19 @@ values now. Use exactly these paths in a request's `assumptions` (`unit_count`,
 `units.<unit>.<key>`, or `units.*.<key>` for a value every unit shares).
 """
 
+WITHDRAW = """\
+Withdraw one of your own changes while it still waits for approval: it ends ABORTED with the
+reason "withdrawn by <your agent id>", recorded in its timeline and the audit store. Nothing had
+been applied. Refused (naming the rule) for another agent's change or one already approved,
+applied or ended: ask an operator to abort it instead.
+"""
+
 _READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+_WITHDRAW = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 def build_server(
@@ -71,15 +88,18 @@ def build_server(
     token: str | None = None,
     public_url: str = "http://127.0.0.1:8765",
     providers: ProviderRegistry | None = None,
+    log_level: LogLevel = "WARNING",
 ) -> MCPServer[Backend]:
     """changegate's MCP server; `token` is the stdio caller's, HTTP callers send their own.
 
     `public_url` is where HTTP clients reach the server; changegate issues the tokens it
     accepts, so it is also named as their issuer. The server's lifespan closes the store,
-    providers and change client it opened.
+    providers and change client it opened. `log_level` is the SDK's and the root logger's:
+    WARNING keeps a stdio server's stderr quiet.
     """
     backend = Backend(settings=settings, changes_factory=changes_factory, providers=providers)
-    kinds = describe_kinds(backend.kinds.info())
+    infos = backend.kinds.info()
+    kinds = describe_kinds(infos)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Backend]) -> AsyncIterator[Backend]:
@@ -88,6 +108,12 @@ def build_server(
         finally:
             await backend.aclose()
 
+    tools = ChangegateTools(backend=backend, auth=Authenticator(backend=backend, stdio_token=token))
+
+    def tool(fn: Callable[..., Any], description: str, annotations: ToolAnnotations) -> Tool:
+        return registry_tool(fn, description=description, annotations=annotations, infos=infos)
+
+    writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
     server: MCPServer[Backend] = MCPServer(
         "changegate",
         version=version("changegate"),
@@ -95,17 +121,15 @@ def build_server(
         token_verifier=StoreTokenVerifier(backend),
         auth=AuthSettings(issuer_url=AnyHttpUrl(public_url), resource_server_url=None),
         lifespan=lifespan,
+        log_level=log_level,
+        tools=[
+            tool(tools.propose_change, f"{PROPOSE}\n{kinds}", writes),
+            tool(tools.get_change, GET, _READ),
+            tool(tools.wait_for_change, WAIT, _READ),
+            tool(tools.list_my_changes, LIST, _READ),
+            tool(tools.observe_target, f"{OBSERVE}\n{kinds}", _READ),
+            tool(tools.withdraw_change, WITHDRAW, _WITHDRAW),
+            check_tool(backend, token=token),
+        ],
     )
-    tools = ChangegateTools(backend=backend, auth=Authenticator(backend=backend, stdio_token=token))
-    server.add_tool(
-        tools.propose_change,
-        description=f"{PROPOSE}\n{kinds}",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False
-        ),
-    )
-    server.add_tool(tools.get_change, description=GET, annotations=_READ)
-    server.add_tool(tools.wait_for_change, description=WAIT, annotations=_READ)
-    server.add_tool(tools.list_my_changes, description=LIST, annotations=_READ)
-    server.add_tool(tools.observe_target, description=f"{OBSERVE}\n{kinds}", annotations=_READ)
     return server
