@@ -62,8 +62,9 @@ class Result:
 
 
 def baking(status: ChangeStatus) -> bool:
-    """The canary is applied and its bake is counting down (or the change ended)."""
-    return status.ended or (status.stage == Stage.CANARY and status.countdown is not None)
+    """The canary is applied, so its (hour-long) bake runs (or the change ended)."""
+    applied = any(e.kind == "applied" for e in status.timeline)
+    return status.ended or (status.stage == Stage.CANARY and applied)
 
 
 def halted(status: ChangeStatus) -> bool:

@@ -1,12 +1,14 @@
-"""Latency of the HTTP API path: submit -> AWAITING_APPROVAL, and approve -> first canary apply.
+"""Latency of the front door: submit -> AWAITING_APPROVAL, and approve -> first canary apply.
 
-Run `python -m bench.latency [--changes N] [--concurrency C]`. It starts the real stack as
-`changegate up` does: the embedded Temporal dev server, a worker and the HTTP API in one
-process on free loopback ports, and the real fleet process with one two-instance service per
-change (concurrent changes on one target would void each other's approvals through drift,
-as they should), under a temporary policy with limits high enough to admit every change.
-Then N changes are submitted through `POST /api/v1/changes`, C at a time; each is approved
-through `POST .../approve` as soon as it awaits approval, and runs on to DONE.
+Run `python -m bench.latency [--changes N] [--concurrency C] [--client]`. It starts the real
+stack as `changegate up` does: the embedded Temporal dev server, a worker and the HTTP API
+in one process on free loopback ports, and the real fleet process with one two-instance
+service per change (concurrent changes on one target would void each other's approvals
+through drift, as they should), under a temporary policy with limits high enough to admit
+every change. Then N changes are submitted through `POST /api/v1/changes`, C at a time; each
+is approved through `POST .../approve` as soon as it awaits approval, and runs on to DONE.
+With `--client` the same goes through the Python client (`ChangeService.submit`, `.status`,
+`.approve`) in the benchmark's process instead of the HTTP API.
 
 Both latencies are read from the change's own timeline, so polling does not inflate them:
 
@@ -29,12 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from bench.procs import free_port, start_fleet, stop
+from bench.stack import BenchFailure, load_note
 from changegate.api import running_api
+from changegate.models import ChangeRequest, Decision
 from changegate.runtime import running_stack
 from changegate.service import ChangeService
 from changegate.settings import Settings
@@ -68,8 +72,7 @@ ROLLOUT = {
 DEADLINE = 120.0
 
 
-class BenchFailure(RuntimeError):
-    """The benchmark could not measure what it claims to."""
+APPROVER = Decision(actor="bench-approver", reason="benchmark")
 
 
 @dataclass
@@ -104,13 +107,78 @@ def at(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(event["at"])
 
 
-async def poll(http: httpx.AsyncClient, path: str, done: Any, *, every: float) -> dict[str, Any]:
-    """GET `path` until `done(body)` holds; the body."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        response = await http.get(path)
+class Front(Protocol):
+    """The front door a change goes through: the HTTP API or the Python client."""
+
+    async def submit(self, index: int) -> str:
+        """Submit change `index`; its id."""
+        ...
+
+    async def status(self, change_id: str) -> dict[str, Any]:
+        """The change's status as the API renders it (JSON)."""
+        ...
+
+    async def approve(self, change_id: str) -> None:
+        """Approve it; a decision that does not count fails the benchmark."""
+        ...
+
+
+@dataclass
+class HttpFront:
+    """`POST /api/v1/changes`, `GET .../{id}` and `POST .../{id}/approve`."""
+
+    agent: httpx.AsyncClient
+    approver: httpx.AsyncClient
+
+    async def submit(self, index: int) -> str:
+        """POST the request."""
+        response = await self.agent.post("/api/v1/changes", json=request(index))
+        if response.status_code != 201:
+            raise BenchFailure(f"change {index} refused: {response.text}")
+        change_id: str = response.json()["change_id"]
+        return change_id
+
+    async def status(self, change_id: str) -> dict[str, Any]:
+        """GET the change."""
+        response = await self.approver.get(f"/api/v1/changes/{change_id}")
         response.raise_for_status()
         body: dict[str, Any] = response.json()
+        return body
+
+    async def approve(self, change_id: str) -> None:
+        """POST the approval."""
+        path = f"/api/v1/changes/{change_id}/approve"
+        decision = await self.approver.post(path, json={"reason": "benchmark"})
+        if decision.status_code != 200:
+            raise BenchFailure(f"approval of {change_id} not counted: {decision.text}")
+
+
+@dataclass
+class ClientFront:
+    """`ChangeService.submit`, `.status` and `.approve` in the benchmark's process."""
+
+    changes: ChangeService
+
+    async def submit(self, index: int) -> str:
+        """Submit through the client."""
+        return await self.changes.submit(ChangeRequest.model_validate(request(index)))
+
+    async def status(self, change_id: str) -> dict[str, Any]:
+        """Query the workflow."""
+        return (await self.changes.status(change_id)).model_dump(mode="json")
+
+    async def approve(self, change_id: str) -> None:
+        """Approve through the signed `decide` update."""
+        judgement = await self.changes.approve(change_id, APPROVER)
+        if not judgement.counted:
+            raise BenchFailure(f"approval of {change_id} not counted: {judgement.reason}")
+
+
+async def poll(front: Front, change_id: str, done: Any, *, every: float) -> dict[str, Any]:
+    """Read the change until `done(body)` holds; the body."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        body = await front.status(change_id)
         if done(body):
             return body
         if time.monotonic() > deadline:
@@ -118,37 +186,29 @@ async def poll(http: httpx.AsyncClient, path: str, done: Any, *, every: float) -
                 f"{e['at']} {e['stage']} {e['kind']}: {e['message']}" for e in body["timeline"]
             )
             raise BenchFailure(
-                f"{path} did not reach the expected state within {DEADLINE:.0f}s: stage "
+                f"{change_id} did not reach the expected state within {DEADLINE:.0f}s: stage "
                 f"{body['stage']}, paused {body['paused']}, approvals {body['approvals']} of "
                 f"{body['approvals_required']}; events: {last}"
             )
         await asyncio.sleep(every)
 
 
-async def one_change(
-    index: int, *, agent: httpx.AsyncClient, approver: httpx.AsyncClient, gate: asyncio.Semaphore
-) -> Sample:
+async def one_change(index: int, *, front: Front, gate: asyncio.Semaphore) -> Sample:
     """Submit, approve once it awaits approval, and measure both latencies from its timeline."""
     async with gate:
         submitted_at = datetime.now(UTC)
-        response = await agent.post("/api/v1/changes", json=request(index))
-        if response.status_code != 201:
-            raise BenchFailure(f"change {index} refused: {response.text}")
-        change_id = response.json()["change_id"]
-        path = f"/api/v1/changes/{change_id}"
+        change_id = await front.submit(index)
         status = await poll(
-            approver,
-            path,
+            front,
+            change_id,
             lambda s: s["stage"] == "AWAITING_APPROVAL" or s["outcome"],
             every=0.1,
         )
         if status["outcome"]:
             raise BenchFailure(f"{change_id} ended {status['outcome']} before approval")
         approved_at = datetime.now(UTC)
-        decision = await approver.post(f"{path}/approve", json={"reason": "benchmark"})
-        if decision.status_code != 200:
-            raise BenchFailure(f"approval of {change_id} not counted: {decision.text}")
-    final = await poll(approver, path, lambda s: s["outcome"], every=0.5)
+        await front.approve(change_id)
+    final = await poll(front, change_id, lambda s: s["outcome"], every=0.5)
     awaiting = next(
         e for e in final["timeline"] if e["kind"] == "stage" and e["stage"] == "AWAITING_APPROVAL"
     )
@@ -174,7 +234,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-async def measure(*, changes: int, concurrency: int, data_dir: Path) -> tuple[list[Sample], float]:
+async def measure(
+    *, changes: int, concurrency: int, data_dir: Path, via_client: bool = False
+) -> tuple[list[Sample], float]:
     """Run the stack and the changes; every sample in submission order, and their wall time."""
     policy = data_dir / "policy.yaml"
     policy.write_text(POLICY)
@@ -191,13 +253,15 @@ async def measure(*, changes: int, concurrency: int, data_dir: Path) -> tuple[li
     say(f"starting the fleet: {changes} services of 2 instances")
     fleet = await start_fleet(fleet_port, services, data_dir / "fleet.log")
     try:
-        return await _measure(settings, changes=changes, concurrency=concurrency)
+        return await _measure(
+            settings, changes=changes, concurrency=concurrency, via_client=via_client
+        )
     finally:
         stop(fleet)
 
 
 async def _measure(
-    settings: Settings, *, changes: int, concurrency: int
+    settings: Settings, *, changes: int, concurrency: int, via_client: bool
 ) -> tuple[list[Sample], float]:
     async with running_stack(settings, embedded_temporal=True, progress=say) as stack:
         client = ChangeService(stack.client, settings)
@@ -217,23 +281,25 @@ async def _measure(
                     )
 
             agent_token, approver_token = await asyncio.to_thread(issue)
+            gate = asyncio.Semaphore(concurrency)
+            if via_client:
+                say(f"Python client; submitting {changes} changes, {concurrency} at a time")
+                return await _run(ClientFront(client), changes, gate)
             async with running_api(settings=settings, changes=client, port=0) as base:
                 say(f"API at {base}; submitting {changes} changes, {concurrency} at a time")
-                gate = asyncio.Semaphore(concurrency)
                 async with (
                     _http(base, agent_token) as agent,
                     _http(base, approver_token) as approver,
                 ):
-                    started = time.monotonic()
-                    samples = await asyncio.gather(
-                        *(
-                            one_change(i, agent=agent, approver=approver, gate=gate)
-                            for i in range(changes)
-                        )
-                    )
-                    return list(samples), time.monotonic() - started
+                    return await _run(HttpFront(agent, approver), changes, gate)
         finally:
             client.close()
+
+
+async def _run(front: Front, changes: int, gate: asyncio.Semaphore) -> tuple[list[Sample], float]:
+    started = time.monotonic()
+    samples = await asyncio.gather(*(one_change(i, front=front, gate=gate) for i in range(changes)))
+    return list(samples), time.monotonic() - started
 
 
 def _http(base: str, token: str) -> httpx.AsyncClient:
@@ -245,12 +311,15 @@ def _http(base: str, token: str) -> httpx.AsyncClient:
     )
 
 
-def report(samples: Sequence[Sample], *, concurrency: int, wall: float) -> str:
+def report(
+    samples: Sequence[Sample], *, concurrency: int, wall: float, via_client: bool = False
+) -> str:
     """The figures, one per line."""
     outcomes = {s.outcome for s in samples}
+    front = "the Python client" if via_client else "the HTTP API"
     lines = [
-        f"{len(samples)} changes through the HTTP API, {concurrency} at a time, "
-        f"in {wall:.1f}s; outcomes: {', '.join(sorted(outcomes))}",
+        f"{len(samples)} changes through {front}, {concurrency} at a time, "
+        f"in {wall:.1f}s; outcomes: {', '.join(sorted(outcomes))}; {load_note()}",
     ]
     for name, values in (
         ("submit -> AWAITING_APPROVAL", [s.submit for s in samples]),
@@ -269,12 +338,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument(
+        "--client", action="store_true", help="through the Python client, not the HTTP API"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="changegate-latency-") as tmp:
         samples, wall = asyncio.run(
-            measure(changes=args.changes, concurrency=args.concurrency, data_dir=Path(tmp))
+            measure(
+                changes=args.changes,
+                concurrency=args.concurrency,
+                data_dir=Path(tmp),
+                via_client=args.client,
+            )
         )
-        print(report(samples, concurrency=args.concurrency, wall=wall))
+        print(report(samples, concurrency=args.concurrency, wall=wall, via_client=args.client))
     return 0 if all(s.outcome == "DONE" for s in samples) else 1
 
 

@@ -5,28 +5,57 @@ fleet with one two-instance service per change, worker in a process of its own),
 are submitted through `ChangeService`, C at a time, each on its own service, and left
 waiting for approval. It prints submissions per second, the admission time (`Gate.admit`
 alone) and the whole submit (admission and workflow start) for the first and the last 10%
-of submissions, the seconds until all N wait for approval (counted through visibility), the
-worker's CPU per change, and the resident memory of the worker and the Temporal server with
-all N parked. Admission reads the history of the agent and the target: with every change
+of submissions (these include waiting for the admission lock behind concurrent ones), and
+of ten admissions one at a time before the first submission and after all N are parked;
+the seconds until all N wait for approval (counted through visibility), the worker's CPU
+per change, and the resident memory of the worker and the Temporal server with all N
+parked. Admission reads the history of the agent and the target: with every change
 from one agent, the last 10% are judged with N-1 changes of that agent in flight.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.overhead import percentile
 from bench.parking import TimedGate, submit_all, wait_count
 from bench.procs import cpu_seconds
-from bench.stack import Children, load_note, progress, rss_mb, run_bench, start_stack
+from bench.stack import (
+    Children,
+    load_note,
+    make_request,
+    progress,
+    rss_mb,
+    run_bench,
+    start_stack,
+)
 from changegate.models import Stage
 from changegate.service.visibility import change_query
 
 INSTANCES = 2
+PROBES = 10
 ROLLOUT = {"canary_units": 1, "waves": 1, "approval_timeout_seconds": 86400}
+
+
+async def probe(gate: TimedGate, label: str) -> list[float]:
+    """Seconds of `PROBES` admissions one after another, each on a target of its own (the
+    targets need not exist: admission does not contact them, and no workflow starts)."""
+    seconds = []
+    for i in range(PROBES):
+        request = make_request(f"probe-{label}-{i}", instances=INSTANCES, rollout=ROLLOUT)
+        started = time.perf_counter()
+        await asyncio.to_thread(
+            gate.admit, request, change_id=f"probe-{label}-{i}", now=datetime.now(UTC)
+        )
+        seconds.append(time.perf_counter() - started)
+    del gate.seconds[-PROBES:]
+    return seconds
 
 
 def tenth(values: Sequence[float], *, last: bool) -> list[float]:
@@ -48,6 +77,7 @@ async def scale(args: argparse.Namespace, children: Children, data_dir: Path) ->
     changes = stack.changes
     gate = changes.gate
     assert isinstance(gate, TimedGate)
+    empty = await probe(gate, "empty")
     worker, server, _ = children.pids()
     before = {"worker": rss_mb(worker), "server": rss_mb(server)}
     cpu_before = cpu_seconds(worker)
@@ -60,6 +90,7 @@ async def scale(args: argparse.Namespace, children: Children, data_dir: Path) ->
     settle = await wait_count(changes, query, n, what="awaiting approval", deadline=60 + n)
     cpu = cpu_seconds(worker) - cpu_before
     after = {"worker": rss_mb(worker), "server": rss_mb(server)}
+    full = await probe(gate, "full")
 
     def ms(values: Sequence[float]) -> str:
         return f"{percentile(values, 0.5) * 1000:7.1f}"
@@ -73,6 +104,8 @@ async def scale(args: argparse.Namespace, children: Children, data_dir: Path) ->
         f"  admission p50 ms, first 10%        {ms(first)}",
         f"  admission p50 ms, last 10%         {ms(last)}   "
         f"({percentile(last, 0.5) / percentile(first, 0.5):.2f}x the first)",
+        f"  admission p50 ms, one at a time,    {ms(empty)} with none in flight, "
+        f"{ms(full).strip()} with {n} parked ({PROBES} each)",
         f"  submit p50 ms, first / last 10%    {ms(tenth(submit, last=False))} / "
         f"{ms(tenth(submit, last=True)).strip()}",
         f"  seconds until all await approval   {settle:8.1f} (after the last submission)",

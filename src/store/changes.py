@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -136,9 +137,12 @@ def active_changes(
     session: Session,
     target_label: str | None = None,
     agent_id: str | None = None,
+    target_labels: Collection[str] | None = None,
 ) -> list[ChangeRow]:
-    """Changes without an outcome yet, oldest first."""
+    """Changes without an outcome yet, oldest first; on `target_labels` only, if given."""
     clauses = _filters(agent_id=agent_id, target_label=target_label, since=None)
+    if target_labels is not None:
+        clauses.append(col(ChangeRow.target_label).in_(sorted(target_labels)))
     statement = (
         select(ChangeRow)
         .where(col(ChangeRow.outcome).is_(None), *clauses)
@@ -158,3 +162,54 @@ def changes_count(
     clauses = _filters(agent_id=agent_id, target_label=target_label, since=since)
     statement = select(func.count()).select_from(ChangeRow).where(*clauses)
     return session.exec(statement).one()
+
+
+def admission_history(
+    *,
+    session: Session,
+    agent_id: str,
+    target_label: str,
+    fingerprint: str,
+    since: datetime,
+    agent_since: datetime,
+    in_flight_limit: int | None,
+    per_hour_limit: int | None,
+) -> list[ChangeRow]:
+    """The changes admission's rules read for one request, each by an indexed query.
+
+    On its target: those submitted at or after `since` and those still running. With its
+    fingerprint: those submitted at or after `since`. Of its agent, whose running changes
+    and changes since `agent_since` the rules only count against a limit: nothing while
+    there are fewer than the limit, else as many as the limit (its newest), which is all a
+    refusal names. So the cost does not grow with the agent's changes in flight, nor with
+    anybody else's.
+    """
+    recent_or_running = sa.or_(
+        col(ChangeRow.submitted_at) >= since, col(ChangeRow.outcome).is_(None)
+    )
+    statements = [
+        select(ChangeRow).where(col(ChangeRow.target_label) == target_label, recent_or_running),
+        select(ChangeRow).where(
+            col(ChangeRow.fingerprint) == fingerprint, col(ChangeRow.submitted_at) >= since
+        ),
+    ]
+    mine = col(ChangeRow.agent_id) == agent_id
+    for limit, clause in (
+        (in_flight_limit, col(ChangeRow.outcome).is_(None)),
+        (per_hour_limit, col(ChangeRow.submitted_at) >= agent_since),
+    ):
+        if limit is None:
+            continue
+        count = session.exec(select(func.count()).select_from(ChangeRow).where(mine, clause))
+        if count.one() >= limit:
+            statements.append(
+                select(ChangeRow)
+                .where(mine, clause)
+                .order_by(col(ChangeRow.submitted_at).desc())
+                .limit(limit)
+            )
+    rows: dict[str, ChangeRow] = {}
+    for statement in statements:
+        for row in session.exec(statement):
+            rows[row.change_id] = row
+    return list(rows.values())
