@@ -29,10 +29,12 @@ from changegate.notify import (
     PagerDutyChannel,
     SlackChannel,
     WebhookChannel,
+    notify_hook,
     operation_notice,
     publish,
 )
 from changegate.service import ChangeService
+from changegate.service.operations import Operations
 from changegate.settings import Settings
 from changegate.worker import running_worker
 from tests.support import Fleet, approve_fully, free_port, make_request, wait_for_stage, wait_until
@@ -392,3 +394,32 @@ async def test_without_channels_a_change_starts_no_notice(
         if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
     ]
     assert started == []
+
+
+async def test_engaging_and_releasing_a_kill_switch_is_told(
+    notified: ChangeService,
+    client: Client,
+    notify_settings: Settings,
+    fleet: Fleet,
+    receiver: Receiver,
+) -> None:
+    operations = Operations(notified, on_event=notify_hook(client, settings=notify_settings))
+    agent = f"looper-{uuid.uuid4().hex[:6]}"
+    await operations.engage(f"agent:{agent}", "pause", actor="ops-admin", reason="it loops")
+    await operations.release(f"agent:{agent}", actor="ops-admin", reason="fixed")
+
+    def told() -> list[dict[str, Any]]:
+        return [
+            p.body
+            for p in receiver.posts
+            if p.path.startswith("/hook/") and p.status == 200 and p.body.get("agent") == agent
+        ]
+
+    bodies = await wait_until(lambda: len(told()) == 2 and told(), what="both notices")
+    by_kind = {b["kind"]: b for b in bodies}
+    engaged = by_kind["kill_switch_engaged"]
+    assert engaged["title"] == f"kill switch agent:{agent} engaged by ops-admin"
+    assert engaged["summary"] == "it loops" and engaged["actor"] == "ops-admin"
+    released = by_kind["kill_switch_released"]
+    assert released["title"] == f"kill switch agent:{agent} released by ops-admin"
+    assert released["event_id"] != engaged["event_id"]

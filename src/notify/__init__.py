@@ -10,7 +10,7 @@ from changegate.notify.channels import (
 )
 from changegate.notify.notifier import DeliveryFailed, Notifier
 from changegate.notify.payloads import pagerduty_payload, slack_payload, webhook_payload
-from changegate.notify.publish import OPERATION_KINDS, operation_notice, publish
+from changegate.notify.publish import OPERATION_KINDS, notify_hook, operation_notice, publish
 
 __all__ = [
     "OPERATION_KINDS",
@@ -21,6 +21,7 @@ __all__ = [
     "SlackChannel",
     "WebhookChannel",
     "named",
+    "notify_hook",
     "operation_notice",
     "pagerduty_payload",
     "publish",

@@ -3,13 +3,14 @@
 `publish` starts the same `NotifyWorkflow` a change starts, with the notice's event id as
 its workflow id: sending one event twice delivers it once. `operation_notice` turns an
 operator event (`kind` in breaker_tripped, kill_switch_engaged, kill_switch_released) into
-a notice.
+a notice; `notify_hook` is both, as the front door's `on_event` hook.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,15 @@ async def publish(client: Client, notice: Notice, *, settings: Settings) -> bool
     except WorkflowAlreadyStartedError:
         return False
     return True
+
+
+def notify_hook(client: Client, *, settings: Settings) -> Callable[[BaseModel], Awaitable[None]]:
+    """An `on_event` hook for the front door's operations: each event becomes a notice."""
+
+    async def hook(event: BaseModel) -> None:
+        await publish(client, operation_notice(event), settings=settings)
+
+    return hook
 
 
 def operation_notice(event: BaseModel) -> Notice:
@@ -103,7 +113,7 @@ def _title(kind: NoticeKind, raw: dict[str, Any], scope: str | None) -> str:
         return f"kill switch {scope or 'global'} engaged{mode}{by}"
     if kind == NoticeKind.KILL_SWITCH_RELEASED:
         return f"kill switch {scope or 'global'} released{by}"
-    breaker = raw.get("trigger") or raw.get("breaker") or "a breaker"
+    breaker = raw.get("trigger") or raw.get("breaker") or "circuit breaker"
     whose = f" for agent {raw['agent_id']}" if raw.get("agent_id") else ""
     mode = f": {raw['mode']}" if raw.get("mode") else ""
     return f"{breaker} tripped{whose}{mode}"
