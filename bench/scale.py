@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,19 +42,17 @@ PROBES = 10
 ROLLOUT = {"canary_units": 1, "waves": 1, "approval_timeout_seconds": 86400}
 
 
-async def probe(gate: TimedGate, label: str) -> list[float]:
-    """Seconds of `PROBES` admissions one after another, each on a target of its own (the
-    targets need not exist: admission does not contact them, and no workflow starts)."""
-    seconds = []
+async def probe(gate: TimedGate, label: str) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of `PROBES` admissions one after another, each on a target of its
+    own (the targets need not exist: admission does not contact them; no workflow starts)."""
     for i in range(PROBES):
         request = make_request(f"probe-{label}-{i}", instances=INSTANCES, rollout=ROLLOUT)
-        started = time.perf_counter()
         await asyncio.to_thread(
             gate.admit, request, change_id=f"probe-{label}-{i}", now=datetime.now(UTC)
         )
-        seconds.append(time.perf_counter() - started)
-    del gate.seconds[-PROBES:]
-    return seconds
+    seconds, cpu = gate.seconds[-PROBES:], gate.cpu[-PROBES:]
+    del gate.seconds[-PROBES:], gate.cpu[-PROBES:]
+    return seconds, cpu
 
 
 def tenth(values: Sequence[float], *, last: bool) -> list[float]:
@@ -104,8 +101,12 @@ async def scale(args: argparse.Namespace, children: Children, data_dir: Path) ->
         f"  admission p50 ms, first 10%        {ms(first)}",
         f"  admission p50 ms, last 10%         {ms(last)}   "
         f"({percentile(last, 0.5) / percentile(first, 0.5):.2f}x the first)",
-        f"  admission p50 ms, one at a time,    {ms(empty)} with none in flight, "
-        f"{ms(full).strip()} with {n} parked ({PROBES} each)",
+        f"  admission p50 ms, one at a time     {ms(empty[0])} with none in flight, "
+        f"{ms(full[0]).strip()} with {n} parked ({PROBES} each)",
+        f"  admission CPU p50 ms, one at a time {ms(empty[1])} with none in flight, "
+        f"{ms(full[1]).strip()} with {n} parked",
+        f"  admission CPU p50 ms, first / last 10% {ms(tenth(gate.cpu, last=False))} / "
+        f"{ms(tenth(gate.cpu, last=True)).strip()}",
         f"  submit p50 ms, first / last 10%    {ms(tenth(submit, last=False))} / "
         f"{ms(tenth(submit, last=True)).strip()}",
         f"  seconds until all await approval   {settle:8.1f} (after the last submission)",
