@@ -192,6 +192,12 @@ async def test_agent_token_on_approver_calls_is_refused_and_recorded(
         mine = [r for r in refusals if r.target_label == f"change:{change_id}"]
         assert {r.rule for r in mine} == {"auth.role"}
         assert {r.request["action"] for r in mine} == {"approve", "pause"}
+        for blank in (None, {"reason": " \r\n "}):
+            response = await http.post(
+                f"/api/v1/changes/{change_id}/reject", json=blank, headers=bearer(tokens["bob"])
+            )
+            assert response.status_code == 422, response.text
+            assert error_of(response)["rule"] == "decision.reason_required"
         status = await status_of(http, tokens["admin"], change_id)
         assert status["approvals"] == [] and status["stage"] == Stage.AWAITING_APPROVAL.value
     finally:

@@ -6,17 +6,24 @@ import base64
 import contextlib
 import json
 import logging
+import re
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
+from temporalio.client import Client as TemporalClient
 
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.service.visibility import change_query
-from changegate.store import Store
+from changegate.settings import Settings
+from changegate.store import Role, Store, create_token
 from tests.support import Fleet, as_user, make_request, wait_for_stage, wait_until
+from tests.test_api_e2e import bearer
 from tests.test_cli_e2e import cli, cli_json
+from tests.test_mcp_e2e import connected, serving
+from tests.test_mcp_e2e import text as mcp_text
 
 pytestmark = pytest.mark.e2e
 
@@ -101,10 +108,45 @@ async def test_rollback_opens_an_incident_with_a_prefilled_review(
     assert await wait_until(searchable, what="visible by search attributes") == [change_id]
 
 
+async def seen_by_readers(
+    api_url: str, settings: Settings, client: TemporalClient, store: Store, change_id: str
+) -> dict[str, str]:
+    """What the JSON API, the approval page and MCP show of the change, as text."""
+    alice = as_user_token(store, "alice")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+        api = await http.get(f"/api/v1/changes/{change_id}", headers=bearer(alice))
+        assert api.status_code == 200, api.text
+        form = await http.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None, form.text
+        login = await http.post("/ui/login", data={"token": alice, "csrf": csrf.group(1)})
+        assert login.status_code == 303, login.text
+        page = await http.get(f"/ui/changes/{change_id}")
+        assert page.status_code == 200 and change_id in page.text
+    agent = as_user_token(store, "agent-7", role="agent", agent_id="agent-7")
+    async with serving(settings, client) as url, connected(url, agent) as mcp:
+        read = await mcp.call_tool("get_change", {"change_id": change_id})
+        assert not read.is_error, mcp_text(read)
+    return {"api": api.text, "page": page.text, "mcp": mcp_text(read)}
+
+
+def as_user_token(
+    store: Store, name: str, *, role: Role = "approver", agent_id: str | None = None
+) -> str:
+    """A fresh token for `name`, so this test reads as a person or agent would."""
+    with store.session() as session:
+        return create_token(
+            session=session, name=f"{name}-{uuid.uuid4().hex[:6]}", role=role, agent_id=agent_id
+        )
+
+
 async def test_a_planted_secret_appears_nowhere(
     changes: ChangeService,
     fleet: Fleet,
     cli_env: dict[str, str],
+    api_url: str,
+    settings: Settings,
+    client: TemporalClient,
     store: Store,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -134,9 +176,12 @@ async def test_a_planted_secret_appears_nowhere(
         "show": shown.stdout + shown.stderr,
         "logs": caplog.text,
         "database": database_dump(store),
+        **await seen_by_readers(api_url, settings, client, store, change_id),
     }
     for name, text in places.items():
         for secret in (SECRET, MODEL_SECRET, SESSION_SECRET, COMMENT_SECRET):
             assert secret not in text, f"the secret {secret[:6]}… leaked into the {name}"
     assert final.approvals[0].reason == "LGTM; fyi the admin password is [REDACTED]"
-    assert "[REDACTED]" in places["history"] and "[REDACTED]" in places["summary"]
+    # Each reader did show the text the secret was planted in, redacted.
+    for name in ("history", "summary", "api", "page", "mcp"):
+        assert "[REDACTED]" in places[name], name

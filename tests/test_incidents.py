@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from changegate.errors import TargetUnavailable
-from changegate.incidents import build_incident, category, needs_incident, severity
+from changegate.incidents import breach_incident, build_incident, category, needs_incident, severity
 from changegate.kinds.fleet import FleetProvider
 from changegate.models import (
     ChangeStatus,
@@ -30,6 +30,7 @@ from changegate.models import (
     UnitChange,
     UnitState,
 )
+from changegate.policy.breakers import Trip
 from tests.support import make_request
 
 AT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
@@ -232,7 +233,17 @@ async def test_an_apply_the_target_did_not_answer_is_a_timeout() -> None:
 
 
 def test_every_category_is_produced() -> None:
-    produced = {case.expected for case in CASES} | {IncidentCategory.TIMEOUT}
+    trip = Trip(
+        trip_id="brk-0123456789ab",
+        agent_id="agent-7",
+        breaker="scope_refusals",
+        response="pause",
+        reason="3 scope refusals within 10 minutes",
+        evidence=[{"rule": "scope.target"}],
+        at=datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    breach = IncidentCategory(breach_incident(trip).category)
+    produced = {case.expected for case in CASES} | {IncidentCategory.TIMEOUT, breach}
     assert produced == set(IncidentCategory)
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from changegate.incidents import breach_incident
 from changegate.models import Outcome
+from changegate.observability import breaker_tripped
 from changegate.policy import Admission, Policy
 from changegate.policy.breakers import (
     BreakerHistory,
@@ -160,4 +161,5 @@ def trip_breaker(
         incident=breach_incident(trip),
         mode=None if trip.response == "throttle" else trip.response,
     )
+    breaker_tripped(agent=trip.agent_id, trigger=trip.breaker)
     return trip

@@ -18,7 +18,7 @@ from changegate.api.schemas import (
     error_responses,
 )
 from changegate.api.state import Services, services
-from changegate.errors import ChangeNotFound, Refused
+from changegate.errors import ChangeNotFound, InvalidInput, Refused
 from changegate.models import (
     ChangeRef,
     ChangeRequest,
@@ -196,11 +196,41 @@ async def get_change(
     return await visible_status(services(request), principal, change_id)
 
 
+MAX_REASON = 2000
+"""The longest decision reason or comment recorded."""
+
+
+def checked_reason(verdict: DecisionVerdict, reason: str) -> str:
+    """The decision's reason, stripped; a rejection without one, or any reason too long to
+    record, is a 422 that records nothing (the same rule for the API, the page and the CLI)."""
+    reason = reason.replace("\r\n", "\n").strip()
+    if verdict == "reject" and not reason:
+        raise InvalidInput(
+            422,
+            rule="decision.reason_required",
+            reason="a rejection needs a reason: it is recorded with your name in the change's "
+            "history and the audit store, and tells the agent why; nothing was recorded",
+            would_pass="a reject with a reason, such as 'the pool is already sized for peak; "
+            "see the capacity dashboard'",
+        )
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(
+            422,
+            rule="decision.reason_too_long",
+            reason=f"the reason has {len(reason)} characters; at most {MAX_REASON} are "
+            "recorded; nothing was recorded",
+            would_pass=f"a reason of at most {MAX_REASON} characters",
+        )
+    return reason
+
+
 async def decide(
     svc: Services, principal: Principal, change_id: str, verdict: DecisionVerdict, reason: str
 ) -> DecisionResponse:
-    """Send the principal's decision; 409 naming the rule when it does not count."""
+    """Send the principal's decision; 422 for a missing or oversized reason, 409 naming the
+    rule when it does not count."""
     await require(svc, principal, "approver", action=verdict, subject=f"change:{change_id}")
+    reason = checked_reason(verdict, reason)
     try:
         judgement = await svc.changes.decide(
             change_id, DecisionRequest(actor=principal.name, verdict=verdict, reason=reason)

@@ -26,7 +26,7 @@ class Services:
     @property
     def operations(self) -> Operations:
         """Kill switches and incidents, through the same change client."""
-        return Operations(self.changes)
+        return self.changes.operations()
 
     async def store(self) -> Store:
         """The audit store, opened (and migrated) off the event loop on first use."""

@@ -28,13 +28,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from changegate.api import views
 from changegate.api.auth import Principal, authenticate
-from changegate.api.changes import ChangeId, decide
+from changegate.api.changes import ChangeId, checked_reason, decide
 from changegate.api.errors import answer_headers
 from changegate.api.limits import auth_throttle, client_address
 from changegate.api.pages import render
 from changegate.api.sessions import LOGIN_COOKIE, SESSION_COOKIE, WebSession
 from changegate.api.state import Services, services
-from changegate.errors import ApiError, ChangeNotFound, InvalidInput, Refused
+from changegate.errors import ApiError, ChangeNotFound, Refused
 from changegate.models import DecisionVerdict, Stage
 from changegate.service.visibility import change_query
 
@@ -44,7 +44,6 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
 _HOME = "/ui/"
-_MAX_REASON = 2000
 # What a `next` page may contain: a path and query, nothing that could leave this site.
 _PAGE_CHARS = frozenset(string.ascii_letters + string.digits + "/-._~%?=&+:@")
 
@@ -343,24 +342,7 @@ async def reject(request: Request, change_id: ChangeId) -> Response:
         return posted
     session, principal, form = posted
     # Browsers send a textarea's line breaks as CRLF; the history keeps plain newlines.
-    reason = form.get("reason", "").replace("\r\n", "\n").strip()
-    if not reason:
-        raise InvalidInput(
-            422,
-            rule="decision.reason_required",
-            reason="a rejection needs a reason: it is recorded with your name in the change's "
-            "history and the audit store, and tells the agent why; nothing was recorded",
-            would_pass="the reject form with a reason, such as 'the pool is already sized for "
-            "peak; see the capacity dashboard'",
-        )
-    if len(reason) > _MAX_REASON:
-        raise InvalidInput(
-            422,
-            rule="decision.reason_too_long",
-            reason=f"the reason has {len(reason)} characters; at most {_MAX_REASON} are "
-            "recorded; nothing was recorded",
-            would_pass=f"a reason of at most {_MAX_REASON} characters",
-        )
+    reason = checked_reason("reject", form.get("reason", ""))
     if form.get("confirm") != "yes":
         svc = services(request)
         status = await svc.changes.status(change_id)

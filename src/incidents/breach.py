@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 
-from changegate.models import IncidentSeverity, KillSwitchScope
+from changegate.models import IncidentCategory, IncidentSeverity, KillSwitchScope
 from changegate.policy.breakers import Trip
 from changegate.store import IncidentRecord
 
-GUARDRAIL_BREACH = "agent-guardrail-breach"
+GUARDRAIL_BREACH = IncidentCategory.AGENT_GUARDRAIL_BREACH.value
 """The incident category of a breaker trip."""
 
 _WHAT = {

@@ -14,7 +14,8 @@ class IncidentCategory(StrEnum):
     """A taxonomy of agent-initiated failures, for changes that wrote to their target.
 
     Scope breaches and loops are refused at admission (rules `scope.*` and `loop`) before
-    anything is written, so they are refusals, never incidents.
+    anything is written, so they are refusals; repeated, they trip a circuit breaker, whose
+    trip is an `agent-guardrail-breach` incident of the agent rather than of a change.
     """
 
     CONTEXT_BOUNDARY = "context-boundary"
@@ -24,6 +25,7 @@ class IncidentCategory(StrEnum):
     TIMEOUT = "timeout"
     APPROVAL_VOIDED = "approval-voided"
     OPERATOR_ABORT = "operator-abort"
+    AGENT_GUARDRAIL_BREACH = "agent-guardrail-breach"
 
 
 class IncidentSeverity(StrEnum):
