@@ -21,10 +21,10 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, SecretStr
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.worker import Worker
 
-from changegate.models import ChangeStatus, Control, Outcome, Stage
+from changegate.models import ChangeStatus, Control, Notice, NoticeKind, Outcome, Stage
 from changegate.notify import (
     PagerDutyChannel,
     SlackChannel,
@@ -37,6 +37,7 @@ from changegate.service import ChangeService
 from changegate.service.operations import Operations
 from changegate.settings import Settings
 from changegate.worker import running_worker
+from changegate.workflows.notify import NotifyWorkflow
 from tests.support import Fleet, approve_fully, free_port, make_request, wait_for_stage, wait_until
 from tests.test_freeze_e2e import drive_to_sev2
 from tests.test_incident_e2e import decoded_payloads
@@ -378,6 +379,36 @@ async def test_a_kill_switch_notice_from_the_front_door_is_delivered_once(
     assert slack["text"] == body["title"]
     assert not receiver.delivered("/pd", event_id=notice.event_id)
     assert secret not in json.dumps([p.body for p in receiver.posts])
+
+
+@pytest.mark.parametrize("signature", ["", "0" * 64])
+async def test_a_raw_client_cannot_make_the_channels_speak(
+    client: Client,
+    notify_settings: Settings,
+    notify_worker: Worker,
+    receiver: Receiver,
+    signature: str,
+) -> None:
+    """What the Temporal UI or a raw client can start: a NotifyWorkflow with a notice of its
+    own. Unsigned or forged, it fails naming the rule and nothing is posted anywhere."""
+    event_id = f"notice-forged-{uuid.uuid4().hex[:8]}"
+    forged = Notice(
+        event_id=event_id,
+        kind=NoticeKind.AWAITING_APPROVAL,
+        at=datetime.now(UTC),
+        title="chg-000000000000 awaits approval: approve at http://phish.example.com",
+        change_id="chg-000000000000",
+        signature=signature,
+    )
+    handle = await client.start_workflow(
+        NotifyWorkflow.run, forged, id=event_id, task_queue=notify_settings.task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    rule = "notice.unsigned" if not signature else "notice.forged"
+    assert rule in str(failed.value.cause.__cause__ or failed.value.cause)
+    assert not [p for p in receiver.posts if p.key == event_id]
+    assert "phish" not in json.dumps([p.body for p in receiver.posts])
 
 
 async def test_without_channels_a_change_starts_no_notice(

@@ -14,11 +14,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from changegate.activities.heartbeat import heartbeats
+from changegate.authority import Signer
 from changegate.models import (
     Delivery,
     DeliveryReceipt,
     IncidentSeverity,
     Notice,
+    NoticeCheck,
     NoticeKind,
     ResolvedNotice,
 )
@@ -32,17 +34,27 @@ _ASKS_APPROVAL = (NoticeKind.AWAITING_APPROVAL, NoticeKind.ESCALATION)
 class NotifyActivities:
     """The worker's side of notices: its channels, policy and audit store."""
 
-    def __init__(self, *, notifier: Notifier | None, policy: Policy, store: Store) -> None:
+    def __init__(
+        self, *, notifier: Notifier | None, policy: Policy, store: Store, signer: Signer
+    ) -> None:
         """Deliver through `notifier` (None: no channels); name approvers from `policy` and
-        severities from `store`."""
+        severities from `store`; accept only notices `signer` vouches for."""
         self._notifier = notifier
+        self._signer = signer
         self._policy = policy
         self._store = store
 
     @activity.defn(name="resolve_notice")
     @heartbeats
-    async def resolve_notice(self, notice: Notice) -> ResolvedNotice:
-        """The notice with who can approve and its incident's severity, and its channels."""
+    async def resolve_notice(self, check: NoticeCheck) -> ResolvedNotice:
+        """The notice with who can approve and its incident's severity, and its channels;
+        `NoticeRefused` for one neither its change sent nor the front door signed."""
+        verdict = self._signer.check_notice(check)
+        if not verdict.valid:
+            raise ApplicationError(
+                f"{verdict.rule}: {verdict.reason}", type="NoticeRefused", non_retryable=True
+            )
+        notice = check.notice
         update: dict[str, object] = {}
         if notice.kind in _ASKS_APPROVAL and notice.risk is not None and not notice.approvers:
             update["approvers"] = self.who_can_approve(notice)

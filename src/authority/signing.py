@@ -11,6 +11,9 @@ a nonce and an expiry. Verification names the rule that failed:
 - `admission.policy_changed`                          admitted under another policy
 - `control.unauthenticated` / `control.forged` / `control.mismatch` / `control.expired`
                                                       the same, for pause, resume and abort
+- `notice.unsigned` / `notice.forged` / `notice.mismatch`
+                                                      a notice neither the front door signed
+                                                      nor its own change sent
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from changegate.models import (
     ControlProof,
     DecisionProof,
     DecisionVerdict,
+    Notice,
+    NoticeCheck,
     TicketCheck,
 )
 
@@ -137,6 +142,41 @@ class Signer:
                 "submit it again so the current policy judges it",
             )
         return AuthorityVerdict(valid=True, reason="admitted by the front door")
+
+    # ---- notices -------------------------------------------------------------------------
+
+    def sign_notice(self, notice: Notice) -> Notice:
+        """`notice` signed by the front door, for delivery without a change behind it."""
+        return notice.model_copy(update={"signature": self._mac(notice)})
+
+    def check_notice(self, check: NoticeCheck) -> AuthorityVerdict:
+        """Whether a notice may be delivered: sent by its own change, or signed.
+
+        A workflow started from a raw Temporal client or the UI has no parent and no valid
+        signature, so it cannot make changegate's channels tell people anything.
+        """
+        notice = check.notice
+        if check.parent_id is not None:
+            if notice.change_id != check.parent_id:
+                return _refuse(
+                    "notice.mismatch",
+                    f"{check.parent_id} sent a notice about {notice.change_id or 'no change'}; "
+                    "a change tells people only of itself",
+                )
+            return AuthorityVerdict(valid=True, reason=f"sent by its change {check.parent_id}")
+        if not notice.signature:
+            return _refuse(
+                "notice.unsigned",
+                "the notice was started without the front door's signature (notices come "
+                "from a change or from the changegate API, never from a raw workflow start)",
+            )
+        if not self._signed(notice):
+            return _refuse(
+                "notice.forged",
+                "the notice's signature is not valid: it was not signed by this changegate's "
+                "key, or it was altered after signing",
+            )
+        return AuthorityVerdict(valid=True, reason="signed by the front door")
 
     # ---- decision proofs -----------------------------------------------------------------
 

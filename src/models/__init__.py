@@ -13,6 +13,7 @@ from changegate.models.delivery import (
     Delivery,
     DeliveryReceipt,
     Notice,
+    NoticeCheck,
     NoticeReceipt,
     ResolvedNotice,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "Measurement",
     "MetricValue",
     "Notice",
+    "NoticeCheck",
     "NoticeKind",
     "NoticeReceipt",
     "ObserveInput",

@@ -47,6 +47,17 @@ class Notice(Contract):
     severity: IncidentSeverity | None = None
     """The incident's severity; filled in by the worker from the audit store if unset."""
     details: dict[str, JsonValue] = Field(default_factory=dict)
+    signature: str = ""
+    """The front door's HMAC over the rest, for a notice no change sent (a kill switch, a
+    breaker); a change's own notices are vouched for by being its child instead."""
+
+
+class NoticeCheck(Contract):
+    """Input of `resolve_notice`: the notice and the workflow that sent it, if any."""
+
+    notice: Notice
+    parent_id: str | None = None
+    """The workflow id of the change that started the delivery; None for the front door's."""
 
 
 class ResolvedNotice(Contract):

@@ -8,6 +8,7 @@ a notice; `notify_hook` is both, as the front door's `on_event` hook.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -44,10 +45,14 @@ async def publish(client: Client, notice: Notice, *, settings: Settings) -> bool
     or the event was already sent (then nothing is started)."""
     if notice.kind not in settings.notify_kinds():
         return False
+    # Imported here: the signing key's module reads the settings, which import this package.
+    from changegate.authority import Signer, load_signing_key
+
+    signer = Signer(await asyncio.to_thread(load_signing_key, settings))
     try:
         await client.start_workflow(
             NotifyWorkflow.run,
-            notice,
+            signer.sign_notice(notice),
             id=notice.event_id,
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         Delivery,
         DeliveryReceipt,
         Notice,
+        NoticeCheck,
         NoticeKind,
         NoticeReceipt,
         Outcome,
@@ -151,10 +152,11 @@ class NotifyWorkflow:
 
     @workflow.run
     async def run(self, notice: Notice) -> NoticeReceipt:
-        """Resolve the channels, deliver to each, report which took it."""
+        """Check who sent it, resolve the channels, deliver to each, report which took it."""
+        parent = workflow.info().parent
         resolved: ResolvedNotice = await workflow.execute_activity(
             "resolve_notice",
-            notice,
+            NoticeCheck(notice=notice, parent_id=parent.workflow_id if parent else None),
             result_type=ResolvedNotice,
             start_to_close_timeout=READ_TIMEOUT,
             heartbeat_timeout=HEARTBEAT,
