@@ -213,7 +213,7 @@ async def test_a_change_that_would_lower_what_the_agent_believes_it_raises_is_bl
     assert final.summary.splitlines()[0].endswith(
         "(4 units): pool_size 20 → 24 on 3, 28 → 24 on checkout-2"
     )
-    page = change_page(final, policy=Policy(), now=datetime.now(UTC))
+    page = change_page(final, policy=Policy(), now=datetime.now(UTC), viewer="alice")
     assert page["real_change"] == "pool_size 20 → 24 on 3, 28 → 24 on checkout-2"
     assert len(fleet.write_log()) == 1  # only the hand edit above
     assert fleet.configs("checkout")["checkout-2"]["pool_size"] == 28

@@ -25,7 +25,7 @@ from changegate.models import (
     ResolvedNotice,
 )
 from changegate.notify import DeliveryFailed, Notifier
-from changegate.policy import Policy
+from changegate.policy import Policy, approvers_left
 from changegate.store import Store, get_incident
 
 _ASKS_APPROVAL = (NoticeKind.AWAITING_APPROVAL, NoticeKind.ESCALATION)
@@ -85,9 +85,8 @@ class NotifyActivities:
         if notice.risk is None:
             return []
         tier = self._policy.risk_tiers.get(notice.risk.tier)
-        proposers = {(n or "").strip().casefold() for n in (notice.agent, notice.on_behalf_of)}
         eligible = self._policy.eligible_approvers(tier)
-        return sorted(name for name in eligible if name.strip().casefold() not in proposers)
+        return approvers_left(eligible, proposers=[notice.agent, notice.on_behalf_of])
 
     def _severity(self, incident_id: str) -> IncidentSeverity | None:
         with self._store.session() as session:

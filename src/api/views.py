@@ -11,6 +11,7 @@ from pydantic import JsonValue
 from changegate.activities.summary import real_change
 from changegate.models import ChangeRef, ChangeStatus, Stage
 from changegate.policy import Policy, RiskTier
+from changegate.policy import approvers_left as left_to_approve
 
 __all__ = [
     "age",
@@ -81,19 +82,17 @@ def approvers_left(status: ChangeStatus, *, policy: Policy, viewer: str) -> dict
     """
     agent = status.request.agent
     proposers = [agent.agent_id, *([agent.on_behalf_of] if agent.on_behalf_of else [])]
-    barred = {_name(p) for p in proposers} | {_name(d.actor) for d in status.approvals}
+    given = [d.actor for d in status.approvals]
     if not policy.approvers:
+        barred = {_name(n) for n in [*proposers, *given]}
         return {
             "who": f"any approver or admin token except {', '.join(proposers)} "
             "(the policy names no approvers)",
             "viewer_may": _name(viewer) not in barred,
         }
     roles = status.risk.roles if status.risk else []
-    names = sorted(
-        name
-        for name in policy.eligible_approvers(RiskTier(roles=roles))
-        if _name(name) not in barred
-    )
+    eligible = policy.eligible_approvers(RiskTier(roles=roles))
+    names = left_to_approve(eligible, proposers=proposers, given=given)
     role_note = f" (role {' or '.join(roles)})" if roles else ""
     return {
         "who": (", ".join(names) + role_note) if names else "nobody: no listed approver is left",

@@ -11,6 +11,7 @@ import click
 import yaml
 from pydantic import ValidationError
 
+from changegate.cli import check
 from changegate.cli.context import (
     EXAMPLE_HINT,
     EXIT_INVALID,
@@ -90,9 +91,21 @@ def enum_filter(value: str | None, enum: type[E], *, flag: str) -> E | None:
     type=click.FloatRange(min=0, min_open=True),
     help="With --wait: give up after SECONDS (exit 4); the change itself goes on.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Start nothing: print the admission verdict, risk tier and VALIDATE's findings "
+    "(exit 0 if it would start, 5 if refused, 1 if VALIDATE would block it).",
+)
 @pass_context
 @run
-async def submit(ctx: Context, file: IO[str], wait: bool, timeout: float | None) -> None:  # noqa: ASYNC109 (a click option)
+async def submit(
+    ctx: Context,
+    file: IO[str],
+    wait: bool,
+    timeout: float | None,  # noqa: ASYNC109 (a click option)
+    dry_run: bool,
+) -> None:
     """Submit a change request from FILE (YAML or JSON; `-` reads stdin).
 
     `changegate example [KIND]` prints a complete, commented request to start from.
@@ -101,6 +114,10 @@ async def submit(ctx: Context, file: IO[str], wait: bool, timeout: float | None)
         fail("--timeout applies only with --wait", EXIT_INVALID, would_pass="add --wait")
     source = "stdin" if file.name == "<stdin>" else file.name
     request = load_request(file, source=source)
+    if dry_run:
+        if wait:
+            fail("--dry-run starts nothing to wait for", EXIT_INVALID, would_pass="drop --wait")
+        return await check.dry_run(ctx, request)
     async with ctx.api() as changes:
         change_id = await changes.submit(request)
         if wait and not ctx.as_json:

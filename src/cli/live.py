@@ -22,6 +22,7 @@ from rich.text import Text
 from changegate.cli.output import OUTCOME_COLOUR, state_label, timeline_line
 from changegate.client import ChangeClient
 from changegate.models import ChangeStatus, Outcome, Stage
+from changegate.policy import approvers_left
 
 __all__ = ["follow", "missing_approvals", "print_outcome", "render"]
 
@@ -51,15 +52,15 @@ def missing_approvals(status: ChangeStatus) -> tuple[int, list[str] | None]:
     if status.ended or status.stage not in _BEFORE_APPROVAL:
         return 0, []
     agent = status.request.agent
-    barred = {
-        name.strip().casefold()
-        for name in [agent.agent_id, agent.on_behalf_of, *(d.actor for d in status.approvals)]
-        if name
-    }
     missing = max(status.approvals_required - len(status.approvals), 0)
     if status.risk is None or not status.risk.approvers:
         return missing, None
-    return missing, [n for n in status.risk.approvers if n.strip().casefold() not in barred]
+    left = approvers_left(
+        status.risk.approvers,
+        proposers=[agent.agent_id, agent.on_behalf_of],
+        given=[d.actor for d in status.approvals],
+    )
+    return missing, left
 
 
 def _seconds(value: float) -> str:

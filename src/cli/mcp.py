@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from typing import cast
 
 import click
 
@@ -32,10 +33,18 @@ __all__ = ["mcp"]
     help="Interface for --transport http; loopback unless you mean to expose it.",
 )
 @click.option("--port", default=8765, show_default=True, help="Port for --transport http.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    envvar="CHANGEGATE_MCP_LOG_LEVEL",
+    help="What the server logs to stderr [CHANGEGATE_MCP_LOG_LEVEL]; INFO logs every request.",
+)
 @click.pass_context
-def mcp(ctx: click.Context, transport: str, host: str, port: int) -> None:
+def mcp(ctx: click.Context, transport: str, host: str, port: int, log_level: str) -> None:
     """Serve changegate's tools to LLM agents over MCP (stdio or streamable HTTP)."""
-    from changegate.mcp_server import InvalidToken, serve
+    from changegate.mcp_server import InvalidToken, LogLevel, serve
 
     found = ctx.find_object(Context)
     settings = found.settings if found is not None else Settings()
@@ -53,6 +62,7 @@ def mcp(ctx: click.Context, transport: str, host: str, port: int) -> None:
                     host=host,
                     port=port,
                     token=token if transport == "stdio" else None,
+                    log_level=cast("LogLevel", log_level.upper()),
                 )
             )
     except InvalidToken as exc:

@@ -39,7 +39,13 @@ class AgentIdentity(Contract):
 class Target(Contract):
     """What the change touches: a provider kind and a selector that provider understands."""
 
-    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    kind: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z][a-z0-9_-]{0,62}$",
+            description="An installed target kind, e.g. 'fleet' (`changegate kinds` lists them).",
+        ),
+    ]
     selector: dict[str, str] = Field(
         min_length=1, description="Provider-specific selector, e.g. {'service': 'checkout'}."
     )
@@ -57,16 +63,31 @@ class Target(Contract):
 class DesiredChange(Contract):
     """The operation the agent wants and its parameters."""
 
-    operation: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-    parameters: dict[str, JsonValue] = Field(default_factory=dict)
+    operation: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z][a-z0-9_]{0,62}$",
+            description="An operation the target's kind offers, e.g. 'set_config' for fleet.",
+        ),
+    ]
+    parameters: dict[str, JsonValue] = Field(
+        default_factory=dict, description="The operation's parameters, e.g. {'pool_size': 24}."
+    )
 
 
 class Evidence(Contract):
     """Something the agent read before proposing: where, and an excerpt or digest of it."""
 
-    source: Annotated[str, Field(min_length=1, max_length=500)]
-    excerpt: str | None = Field(default=None, max_length=4000)
-    digest: str | None = Field(default=None, max_length=200)
+    source: Annotated[
+        str,
+        Field(min_length=1, max_length=500, description="Where it was read: a URL, path or name."),
+    ]
+    excerpt: str | None = Field(
+        default=None, max_length=4000, description="The words that matter, as read."
+    )
+    digest: str | None = Field(
+        default=None, max_length=200, description="A digest of what was read, instead of it."
+    )
 
     @model_validator(mode="after")
     def _excerpt_or_digest(self) -> Evidence:
@@ -89,7 +110,9 @@ class HealthCheck(Contract):
             description="A metric the target's kind offers, e.g. 'error_rate' for fleet.",
         ),
     ]
-    max: Annotated[float, Field(ge=0)]
+    max: Annotated[
+        float, Field(ge=0, description="The threshold a healthy unit's value stays at or under.")
+    ]
     template: str | None = Field(
         default=None,
         pattern=r"^[a-z][a-z0-9_.-]{0,62}$",
@@ -102,15 +125,34 @@ class HealthCheck(Contract):
 class RolloutSpec(Contract):
     """How the change rolls out: canary, waves, bakes and the analysis that gates each step."""
 
-    canary_units: Annotated[int, Field(ge=1, le=100)] = 1
-    waves: Annotated[int, Field(ge=1, le=20)] = 2
-    canary_bake_seconds: Annotated[float, Field(ge=0, le=86_400)] = 30.0
-    wave_bake_seconds: Annotated[float, Field(ge=0, le=86_400)] = 15.0
-    analysis_interval_seconds: Annotated[float, Field(gt=0, le=3_600)] = 5.0
-    analysis_count: Annotated[int, Field(ge=1, le=100)] = 3
-    failure_limit: Annotated[int, Field(ge=0, le=100)] = 0
-    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 1
-    approval_timeout_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3_600.0
+    canary_units: Annotated[
+        int, Field(ge=1, le=100, description="Units changed first, alone (policy may raise it).")
+    ] = 1
+    waves: Annotated[
+        int, Field(ge=1, le=20, description="Waves the remaining units are changed in.")
+    ] = 2
+    canary_bake_seconds: Annotated[
+        float, Field(ge=0, le=86_400, description="Wait after the canary before its analysis.")
+    ] = 30.0
+    wave_bake_seconds: Annotated[
+        float, Field(ge=0, le=86_400, description="Wait after each wave before its analysis.")
+    ] = 15.0
+    analysis_interval_seconds: Annotated[
+        float, Field(gt=0, le=3_600, description="Wait between two health measurements.")
+    ] = 5.0
+    analysis_count: Annotated[
+        int, Field(ge=1, le=100, description="Measurements each analysis takes.")
+    ] = 3
+    failure_limit: Annotated[
+        int, Field(ge=0, le=100, description="Failed measurements tolerated per analysis.")
+    ] = 0
+    inconclusive_limit: Annotated[
+        int, Field(ge=0, le=100, description="Inconclusive measurements tolerated per analysis.")
+    ] = 1
+    approval_timeout_seconds: Annotated[
+        float,
+        Field(gt=0, le=7 * 86_400, description="How long approval may take before it expires."),
+    ] = 3_600.0
 
     @model_validator(mode="after")
     def _limits_fit_count(self) -> RolloutSpec:
@@ -136,11 +178,17 @@ class ChangeRequest(Contract):
         default_factory=dict,
         description="Live values the agent believes are current, keyed by observation path.",
     )
-    evidence: list[Evidence] = Field(default_factory=list, max_length=50)
-    risk_hint: RiskLevel | None = None
+    evidence: list[Evidence] = Field(
+        default_factory=list, max_length=50, description="What the agent read before proposing."
+    )
+    risk_hint: RiskLevel | None = Field(
+        default=None, description="The agent's own view of the risk; it can only raise the tier."
+    )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     health_checks: list[HealthCheck] = Field(
-        default_factory=lambda: [HealthCheck(metric="error_rate", max=0.05)], min_length=1
+        default_factory=lambda: [HealthCheck(metric="error_rate", max=0.05)],
+        min_length=1,
+        description="The metrics and thresholds that gate every canary and wave.",
     )
 
     @field_validator("assumptions")

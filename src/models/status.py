@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field, JsonValue
 
 from changegate.models.authority import AdmissionTicket, ControlProof, DecisionProof
-from changegate.models.health import Verdict
+from changegate.models.health import Measurement, Verdict
 from changegate.models.notice import NoticeKind
 from changegate.models.observation import Finding, TargetObservation
 from changegate.models.plan import ChangePlan, UnitState
@@ -117,6 +117,20 @@ class DecisionRequest(Contract):
     proof: DecisionProof | None = None
 
 
+class Countdown(Contract):
+    """A bake or analysis interval under way: what it waits for and when it ends.
+
+    While the change is paused the clock stops: `ends_at` is None and `remaining_seconds`
+    holds what is left; otherwise `remaining_seconds` is what was left at `started_at`.
+    """
+
+    label: str
+    seconds: float
+    remaining_seconds: float
+    started_at: datetime
+    ends_at: datetime | None = None
+
+
 class TimelineEvent(Contract):
     """One thing that happened to a change, in workflow time."""
 
@@ -155,6 +169,10 @@ class ChangeStatus(Contract):
     approvals: list[Decision] = Field(default_factory=list)
     decisions: list[DecisionRecord] = Field(default_factory=list)
     analyses: list[AnalysisRecord] = Field(default_factory=list)
+    measurement: Measurement | None = None
+    """The latest health measurement, with every metric against its threshold."""
+    countdown: Countdown | None = None
+    """The bake or analysis interval the change is waiting out, if any."""
     timeline: list[TimelineEvent] = Field(default_factory=list)
     approval_deadline: datetime | None = None
     risk: RiskAssessment | None = None

@@ -139,4 +139,3 @@ class CloseReceipt(Contract):
     """The incident opened for the change, if it needed one."""
 
     incident_id: str | None = None
-

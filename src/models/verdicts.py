@@ -18,6 +18,8 @@ class RiskAssessment(Contract):
     reasons: list[str] = Field(default_factory=list)
     required_approvals: int = Field(ge=1)
     roles: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list)
+    """The listed approvers whose decision counts for this tier (empty: the policy lists none)."""
     canary_units: int = Field(ge=1)
     canary_bake_seconds: float = Field(ge=0)
 

@@ -3,7 +3,7 @@
 from changegate.models import DecisionJudgement, DecisionVerdict, RiskAssessment
 from changegate.policy.actions import apply_finding_actions, extra_approvals, severity_for
 from changegate.policy.admission import ADMISSION_RULES, admit
-from changegate.policy.approvals import judge_decision, quorum_reached
+from changegate.policy.approvals import approvers_left, judge_decision, quorum_reached
 from changegate.policy.assumptions import check_assumptions
 from changegate.policy.context import ActiveChange, context_findings
 from changegate.policy.loader import PolicyError, load_policy, parse_policy
@@ -59,6 +59,7 @@ __all__ = [
     "Window",
     "admit",
     "apply_finding_actions",
+    "approvers_left",
     "check_assumptions",
     "context_findings",
     "extra_approvals",

@@ -81,6 +81,16 @@ def quorum_reached(approvals: Iterable[str], assessment: RiskAssessment) -> bool
     return len({_name(actor) for actor in approvals}) >= assessment.required_approvals
 
 
+def approvers_left(
+    eligible: Iterable[str], *, proposers: Iterable[str | None], given: Iterable[str] = ()
+) -> list[str]:
+    """Of the `eligible` approvers, those whose approval would still count: neither a
+    proposer (the agent, the human it acts for) nor anyone who already approved (`given`).
+    The one rule the page, the live view and the notices name approvers by."""
+    barred = {_name(n) for n in [*proposers, *given] if n}
+    return sorted(name for name in eligible if _name(name) not in barred)
+
+
 def _proposer(actor: str, agent: AgentIdentity) -> tuple[str, str] | None:
     """The rule and reason that bar `actor` from approving as the change's proposer."""
     if actor == _name(agent.agent_id):

@@ -113,6 +113,7 @@ def risk_tier(
         reasons=reasons,
         required_approvals=demands.approvals + extra,
         roles=list(demands.roles),
+        approvers=sorted(policy.eligible_approvers(demands)),
         canary_units=canary_units,
         canary_bake_seconds=max(request.rollout.canary_bake_seconds, demands.canary_bake_seconds),
     )

@@ -4,6 +4,8 @@ sender verified afterwards; a resume counts only with the front door's signed pr
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -16,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         HaltCause,
         Outcome,
     )
+    from changegate.models.status import Countdown
     from changegate.workflows.ledger import Ledger
     from changegate.workflows.steps import Steps
 
@@ -148,18 +151,32 @@ class Controls:
     async def bake(self, seconds: float, label: str) -> None:
         """Wait `seconds` of unpaused time; a pause stops the clock, resume continues it."""
         remaining = seconds
-        while remaining > 0:
-            await self.checkpoint(label)
-            started = workflow.now()
-            try:
-                await workflow.wait_condition(
-                    lambda: self.paused or self.aborted is not None,
-                    timeout=remaining,
-                    timeout_summary=f"{label} ({remaining:g}s)",
+        status = self._ledger.status
+        try:
+            while remaining > 0:
+                await self.checkpoint(label)
+                started = workflow.now()
+                status.countdown = Countdown(
+                    label=label,
+                    seconds=seconds,
+                    remaining_seconds=remaining,
+                    started_at=started,
+                    ends_at=started + timedelta(seconds=remaining),
                 )
-            except TimeoutError:
-                break
-            remaining -= (workflow.now() - started).total_seconds()
+                try:
+                    await workflow.wait_condition(
+                        lambda: self.paused or self.aborted is not None,
+                        timeout=remaining,
+                        timeout_summary=f"{label} ({remaining:g}s)",
+                    )
+                except TimeoutError:
+                    break
+                remaining -= (workflow.now() - started).total_seconds()
+                status.countdown = status.countdown.model_copy(
+                    update={"remaining_seconds": remaining, "ends_at": None}
+                )
+        finally:
+            status.countdown = None
         await self.checkpoint(label)
 
     def _set(self, paused: bool, by: str | None) -> None:

@@ -78,5 +78,6 @@ class HealthGate:
             # A measurement that could not be taken is an error, which the analysis limits
             # judge; it is never by itself a reason to stop.
             measurement = Measurement(phase="error", reason=failure_message(exc))
+        self._ledger.status.measurement = measurement
         self._ledger.event("measurement", f"{name}: {measurement.phase}: {measurement.reason}")
         return measurement
