@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 30.0
     """How often each worker releases the targets of changes whose workflows closed without
     recording it (terminated from the Temporal UI, or the audit store was down); 0 turns it off."""
+    max_cached_workflows: int = Field(default=500, ge=0)
+    """Changes a worker keeps in memory between their steps (the sticky cache). Beyond it
+    the least recently used is evicted and replayed from history on its next step (say,
+    when it is approved): less memory per parked change, some CPU when one wakes."""
+    api_metrics: bool = True
+    """Serve Prometheus metrics at the API's `/metrics` (no token, like `/healthz`)."""
+    worker_metrics_address: str | None = None
+    """`host:port` where a worker serves Prometheus metrics (the workflow's and the Temporal
+    SDK's), e.g. `127.0.0.1:9464`; off by default, as each worker on a host needs its own."""
+    otlp_endpoint: str | None = None
+    """An OTLP/HTTP collector's base URL (e.g. `http://127.0.0.1:4318`) to send traces to;
+    the standard `OTEL_EXPORTER_OTLP_ENDPOINT` also turns tracing on."""
 
     @model_validator(mode="after")
     def _channel_names_unique(self) -> Settings:

@@ -23,22 +23,28 @@ from changegate.activities import (
     AuthorityActivities,
     DecisionActivities,
     HealthActivities,
+    NotifyActivities,
     ReconActivities,
     RolloutActivities,
     ValidationActivities,
     context_sources,
     render_summary,
 )
+from changegate.activities.audit import TripHook
+from changegate.admission import Gate
 from changegate.authority import Signer, load_signing_key, policy_digest
 from changegate.health import HealthSourceRegistry
 from changegate.kinds import KindRegistry
+from changegate.notify import Notifier
 from changegate.policy import Policy, load_policy
 from changegate.providers import ProviderRegistry
 from changegate.redaction import install_log_redaction
+from changegate.service import ChangeService
 from changegate.service.reconcile import reconcile
 from changegate.settings import Settings
 from changegate.store import Store, database_url, open_store
 from changegate.workflows import ChangeWorkflow
+from changegate.workflows.notify import NotifyWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +59,10 @@ class Dependencies:
     store: Store
     signer: Signer
     kinds: KindRegistry
-    escalation_webhook: str | None = None
+    notifier: Notifier | None = None
     policy_dir: Path | None = None
+    on_trip: TripHook | None = None
+    """Holds an agent's in-flight changes when an outcome breaker trips (`running_worker`)."""
 
     @classmethod
     def build(
@@ -73,7 +81,7 @@ class Dependencies:
             policy=policy,
             store=store or open_store(settings.store_url()),
             signer=Signer(load_signing_key(settings)),
-            escalation_webhook=settings.escalation_webhook,
+            notifier=Notifier.from_settings(settings),
             policy_dir=settings.policy_file.parent if settings.policy_file else None,
         )
 
@@ -81,9 +89,13 @@ class Dependencies:
         """Every activity, bound to these dependencies."""
         recon = ReconActivities(self.providers)
         rollout = RolloutActivities(self.providers)
-        audit = AuditActivities(self.store)
-        decisions = DecisionActivities(
-            policy=self.policy, signer=self.signer, escalation_webhook=self.escalation_webhook
+        audit = AuditActivities(self.store, policy=self.policy, on_trip=self.on_trip)
+        decisions = DecisionActivities(policy=self.policy, signer=self.signer)
+        notify = NotifyActivities(
+            notifier=self.notifier,
+            policy=self.policy,
+            store=self.store,
+            signer=self.signer,
         )
         authority = AuthorityActivities(
             signer=self.signer, policy_digest=policy_digest(self.policy)
@@ -107,13 +119,16 @@ class Dependencies:
             audit.record_change,
             audit.close_change,
             decisions.judge_decision,
-            decisions.escalate,
+            notify.resolve_notice,
+            notify.deliver_notice,
         ]
 
     async def aclose(self) -> None:
         """Close the providers' and sources' HTTP clients."""
         await self.providers.aclose()
         await self.sources.aclose()
+        if self.notifier is not None:
+            await self.notifier.aclose()
         self.store.close()
 
 
@@ -138,6 +153,10 @@ PASSTHROUGH = (
 )
 
 
+WORKFLOW_TASK_POLLS = 8
+"""Concurrent workflow task polls of a worker, split between the normal and sticky queues."""
+
+
 @asynccontextmanager
 async def running_worker(
     client: Client,
@@ -156,6 +175,9 @@ async def running_worker(
     """
     install_log_redaction()
     deps = Dependencies.build(settings, store=store)
+    # The trip's kill switch is signed like an operator's, with the key the worker holds.
+    front = ChangeService(client, settings, gate=Gate(store=deps.store, policy=deps.policy))
+    deps.on_trip = front.operations().tripped
     replaced = dict(replace or {})
     activities = [fn for fn in deps.activities() if _activity_name(fn) not in replaced] + list(
         replaced.values()
@@ -163,10 +185,15 @@ async def running_worker(
     worker = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[ChangeWorkflow],
+        workflows=[ChangeWorkflow, NotifyWorkflow],
         activities=activities,
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
+        # A new change's first workflow task waits on the normal queue: poll it with more
+        # than the SDK's one poller (half of these; the other half poll the sticky queue).
+        max_concurrent_workflow_task_polls=WORKFLOW_TASK_POLLS,
+        nonsticky_to_sticky_poll_ratio=0.5,
+        max_cached_workflows=settings.max_cached_workflows,
     )
     try:
         async with worker, _reconciling(client, deps.store, settings):
@@ -229,10 +256,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
 
     An audit store that does not answer yet is waited for, one log line per attempt.
     """
+    from changegate.observability import worker_runtime
     from changegate.service import connect
 
     stop = stop or asyncio.Event()
-    client = await connect(settings)
+    client = await connect(settings, runtime=worker_runtime(settings))
     store = await open_store_patiently(settings.store_url(), stop=stop)
     if store is None:
         return

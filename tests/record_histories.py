@@ -1,12 +1,15 @@
-"""Record the histories that tests/test_replay.py replays: `python -m tests.record_histories`.
+"""Record the histories that tests/test_replay.py replays:
+`python -m tests.record_histories LABEL` writes `histories/<scenario>-<LABEL>.json`.
 
 Run it after a deliberate, versioned workflow change (behind `workflow.patched()`) to add
-histories of the new code; never to paper over a replay failure of the old ones.
+histories of the new code beside the old ones; never to paper over a replay failure of the
+old ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from tests.support import free_port, make_request, wait_for_stage
 HERE = Path(__file__).parent / "histories"
 
 
-async def main() -> None:
+async def main(label: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             temporal_address=f"127.0.0.1:{free_port()}",
@@ -45,9 +48,11 @@ async def main() -> None:
                 await decide(change_id, Decision(actor="recorder", reason=name))
                 status = await changes.wait(change_id)
                 history = await stack.client.get_workflow_handle(change_id).fetch_history()
-                (HERE / f"{name}.json").write_text(history.to_json())
+                (HERE / f"{name}-{label}.json").write_text(history.to_json())
                 print(f"{name}: {status.outcome} ({len(history.events)} events)")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.record_histories LABEL  (say, the patch id)")
+    asyncio.run(main(sys.argv[1]))

@@ -76,6 +76,8 @@ TABLES = {
     "refusals",
     "kill_switches",
     "tokens",
+    "web_sessions",
+    "breaker_trips",
 }
 
 
@@ -142,7 +144,7 @@ def test_migrate_is_idempotent_and_matches_the_tables(url: str) -> None:
     migrate(url)
     engine = create_engine_for(url)
     try:
-        assert current_revision(engine) == head_revision() == "0001"
+        assert current_revision(engine) == head_revision() == "0004"
         with engine.connect() as connection:
             names = set(sa.inspect(connection).get_table_names())
             context = MigrationContext.configure(connection, opts={"compare_type": True})

@@ -28,6 +28,7 @@ from changegate.policy import (
 from changegate.policy.assumptions import direction_findings
 from changegate.policy.rollout import effective_rollout
 from changegate.policy.state import OpenIncident
+from changegate.policy.targets import dependencies_of, dependents_of
 from changegate.store import Store, active_changes
 
 
@@ -116,7 +117,7 @@ class ValidationActivities:
     async def validate_change(self, data: ValidateInput) -> ValidationReport:
         """Findings in the order found (assumptions, context, blast radius) and the tier."""
         label = data.request.target.label()
-        active, incidents = await asyncio.to_thread(self._read_store, data.change_id)
+        active, incidents = await asyncio.to_thread(self._read_store, data.change_id, label)
         flags, unreadable = await gather_flags(self._sources)
         findings = kind_findings(data, self._kinds)
         request = data.request
@@ -148,13 +149,18 @@ class ValidationActivities:
         rollout = effective_rollout(data.request.rollout, risk)
         return ValidationReport(findings=findings, risk=risk, rollout=rollout)
 
-    def _read_store(self, change_id: str) -> tuple[list[ActiveChange], list[OpenIncident]]:
+    def _read_store(
+        self, change_id: str, label: str
+    ) -> tuple[list[ActiveChange], list[OpenIncident]]:
+        # Only the changes context judges: on the target and the targets around it.
+        topology = self._policy.topology
+        around = {label, *dependencies_of(label, topology), *dependents_of(label, topology)}
         with self._store.session() as session:
             active = [
                 ActiveChange(
                     change_id=row.change_id, target_label=row.target_label, agent_id=row.agent_id
                 )
-                for row in active_changes(session=session)
+                for row in active_changes(session=session, target_labels=around)
                 if row.change_id != change_id
             ]
             return active, read_open_incidents(session=session)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from changegate.admission.breakers import open_breaker_refusal, trip_breaker
 from changegate.errors import ChangegateError, InvalidChange, InvalidTarget
 from changegate.models import ChangeRequest, IncidentSeverity, Outcome, Stage, Target
+from changegate.observability.metrics import admission_refused
 from changegate.policy import (
     Admission,
     AdmissionState,
@@ -43,15 +44,14 @@ from changegate.redaction import redact_request
 from changegate.store import (
     ChangeRow,
     Store,
-    active_changes,
     fingerprint,
     get_kill_switches,
     list_incidents,
     locked_session,
-    recent_changes,
     record_refusal,
     upsert_change,
 )
+from changegate.store.changes import admission_history
 
 
 class AdmissionRefused(ChangegateError):
@@ -90,14 +90,7 @@ class Gate:
     def admit(self, request: ChangeRequest, *, change_id: str, now: datetime) -> ChangeRequest:
         """The redacted request on its canonical target, reserved under `change_id`; or
         `AdmissionRefused` (recorded in the store's refusals either way)."""
-        refused: Admission | None = None
-        try:
-            if self._validate is not None:
-                request = self._validate(request)
-            elif self._resolve is not None:
-                request = request.model_copy(update={"target": self._resolve(request.target)})
-        except (InvalidTarget, InvalidChange) as exc:
-            refused = Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+        request, refused = self._canonical(request)
         redacted = redact_request(request)
         agent_id = redacted.agent.agent_id
         trip: Trip | None = None
@@ -133,6 +126,7 @@ class Gate:
                     at=now,
                 )
         if not admission.admitted:
+            admission_refused(admission.rule or "unknown")
             raise AdmissionRefused(admission, trip=trip)
         return redacted
 
@@ -142,6 +136,27 @@ class Gate:
         return trip_breaker(
             session=session, policy=self.policy, agent_id=agent_id, triggers=triggers, now=now
         )
+
+    def judge(self, request: ChangeRequest, *, now: datetime) -> tuple[ChangeRequest, Admission]:
+        """What `admit` would answer now, recording and reserving nothing (a dry run): the
+        redacted request (on its canonical target when its kind accepts it) and the verdict."""
+        request, refused = self._canonical(request)
+        redacted = redact_request(request)
+        if refused is not None:
+            return redacted, refused
+        with self.store.session() as session:
+            return redacted, self._judge(request, redacted, session=session, now=now)
+
+    def _canonical(self, request: ChangeRequest) -> tuple[ChangeRequest, Admission | None]:
+        """The request on its canonical target, or the refusal its kind gives it."""
+        try:
+            if self._validate is not None:
+                return self._validate(request), None
+            if self._resolve is not None:
+                return request.model_copy(update={"target": self._resolve(request.target)}), None
+        except (InvalidTarget, InvalidChange) as exc:
+            return request, Admission.refuse(exc.rule, reason=exc.reason, would_pass=exc.would_pass)
+        return request, None
 
     def withdraw(self, request: ChangeRequest, *, change_id: str, now: datetime) -> None:
         """Release the reservation of a change that could not be started."""
@@ -174,7 +189,7 @@ class Gate:
                 would_pass="pass a reference the provider resolves (e.g. a vault path) "
                 "instead of the secret itself",
             )
-        state = self._state(session=session, now=now)
+        state = self._state(redacted, session=session, now=now)
         return admit(
             redacted,
             policy=self.policy,
@@ -183,14 +198,22 @@ class Gate:
             fingerprint=fingerprint(redacted),
         )
 
-    def _state(self, *, session: Session, now: datetime) -> AdmissionState:
-        rows: dict[str, ChangeRow] = {}
-        for row in recent_changes(session=session, since=now - self.policy.lookback()):
-            rows[row.change_id] = row
-        for row in active_changes(session=session):
-            rows[row.change_id] = row
+    def _state(self, request: ChangeRequest, *, session: Session, now: datetime) -> AdmissionState:
+        # Only the changes the rules read for this request: its target's, its fingerprint's
+        # and, when they reach a limit, its agent's (indexed queries, not every recent row).
+        scope = self.policy.scope_for(request.agent.agent_id)
+        rows = admission_history(
+            session=session,
+            agent_id=request.agent.agent_id,
+            target_label=request.target.label(),
+            fingerprint=fingerprint(request),
+            since=now - self.policy.lookback(),
+            agent_since=now - timedelta(hours=1),
+            in_flight_limit=scope[1].max_in_flight if scope else None,
+            per_hour_limit=scope[1].changes_per_hour if scope else None,
+        )
         return AdmissionState(
-            recent_changes=[_recent(row) for row in rows.values()],
+            recent_changes=[_recent(row) for row in rows],
             incidents=read_open_incidents(session=session),
             kill_switches=[
                 KillSwitch(

@@ -52,8 +52,9 @@ def evaluate(measurements: Sequence[Measurement], limits: AnalysisLimits) -> Ver
 
     Failed once failures exceed `failure_limit`; Error after `consecutive_error_limit`
     errors in a row; Inconclusive once inconclusive measurements exceed
-    `inconclusive_limit`. After `count` measurements without any of those, Successful if at
-    least one measurement was, otherwise Inconclusive.
+    `inconclusive_limit`. After `count` measurements that were taken (an `error` is a read
+    that failed: it is measured again, so one miss never decides), Successful if at least
+    one measurement was, otherwise Inconclusive.
     """
     failed = [m for m in measurements if m.phase == "failed"]
     inconclusive = [m for m in measurements if m.phase == "inconclusive"]
@@ -72,7 +73,7 @@ def evaluate(measurements: Sequence[Measurement], limits: AnalysisLimits) -> Ver
         return Verdict(
             phase="inconclusive", reason=inconclusive[-1].reason, measurements=list(measurements)
         )
-    if len(measurements) < limits.count:
+    if sum(1 for m in measurements if m.phase != "error") < limits.count:
         return None
     if not any(m.phase == "successful" for m in measurements):
         return Verdict(

@@ -8,6 +8,7 @@ naming its principal. Workers verify both with the same key.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,9 +26,9 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from changegate.admission import Gate
+from changegate.admission import AdmissionRefused, Gate
 from changegate.authority import Signer, load_signing_key, policy_digest
-from changegate.errors import ChangeNotFound, NoWorker
+from changegate.errors import ChangeNotFound, NoWorker, Refused
 from changegate.kinds import KindRegistry
 from changegate.models import (
     ChangeInput,
@@ -43,9 +44,11 @@ from changegate.models import (
     Outcome,
     Stage,
 )
+from changegate.notify import notify_hook
 from changegate.policy import load_policy
 from changegate.providers import ProviderRegistry
 from changegate.redaction import redact_text
+from changegate.service.operations import Operations
 from changegate.service.visibility import change_query
 from changegate.settings import Settings
 from changegate.store import open_store
@@ -82,6 +85,9 @@ class ChangeService:
         self._client = client
         self._settings = settings
         self._gate = gate
+        # Concurrent first submissions share one gate and one signer: the store is opened
+        # (and migrated) and the key read (or made) once, not once per thread.
+        self._gate_lock = threading.Lock()
         self._signer: Signer | None = None
         self._kinds = kinds or KindRegistry()
         self._providers: ProviderRegistry | None = None
@@ -89,9 +95,10 @@ class ChangeService:
     @property
     def signer(self) -> Signer:
         """The signer, with the key from settings or the data directory."""
-        if self._signer is None:
-            self._signer = Signer(load_signing_key(self._settings))
-        return self._signer
+        with self._gate_lock:
+            if self._signer is None:
+                self._signer = Signer(load_signing_key(self._settings))
+            return self._signer
 
     @property
     def temporal(self) -> Client:
@@ -101,6 +108,10 @@ class ChangeService:
     @property
     def gate(self) -> Gate:
         """The admission gate, opening the store and loading the policy on first use."""
+        with self._gate_lock:
+            return self._gate_once()
+
+    def _gate_once(self) -> Gate:
         if self._gate is None:
             self._settings.data_dir.mkdir(parents=True, exist_ok=True)
             self._gate = Gate(
@@ -118,6 +129,14 @@ class ChangeService:
             self._providers = self._kinds.providers(self._settings)
         return self._kinds.validate(request, providers=self._providers)
 
+    def operations(self) -> Operations:
+        """Kill switches, breakers and incidents through this front door; each engage,
+        release and trip is also a notice when a notify channel is configured."""
+        hook = None
+        if self._settings.notify_kinds():
+            hook = notify_hook(self._client, settings=self._settings)
+        return Operations(self, on_event=hook)
+
     def close(self) -> None:
         """Release the store's connections."""
         if self._gate is not None:
@@ -129,7 +148,13 @@ class ChangeService:
         gate = await asyncio.to_thread(lambda: self.gate)
         signer = await asyncio.to_thread(lambda: self.signer)
         now = datetime.now(UTC)
-        request = await asyncio.to_thread(gate.admit, request, change_id=change_id, now=now)
+        try:
+            request = await asyncio.to_thread(gate.admit, request, change_id=change_id, now=now)
+        except AdmissionRefused as refused:
+            if refused.trip is not None:
+                # The trip is stored with its kill switch; hold what the agent has in flight.
+                await self.operations().tripped(refused.trip)
+            raise
         ticket = signer.ticket(
             change_id=change_id,
             request=request,
@@ -138,7 +163,14 @@ class ChangeService:
             ttl=timedelta(seconds=self._settings.ticket_ttl_seconds),
         )
         try:
-            await self._start(ChangeInput(change_id=change_id, request=request, ticket=ticket))
+            await self._start(
+                ChangeInput(
+                    change_id=change_id,
+                    request=request,
+                    ticket=ticket,
+                    notify=self._settings.notify_kinds(),
+                )
+            )
         except BaseException:
             await asyncio.to_thread(
                 gate.withdraw, request, change_id=change_id, now=datetime.now(UTC)
@@ -154,6 +186,9 @@ class ChangeService:
             id=change_id,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             task_queue=self._settings.task_queue,
+            # Where a worker shares this client (`changegate up`), the server hands it the
+            # first workflow task in the start's answer: no poll, no dispatch wait.
+            request_eager_start=True,
             static_summary=f"{request.agent.agent_id}: {request.change.operation} on "
             f"{request.target.label()}",
             static_details=request.intent,
@@ -301,6 +336,42 @@ class ChangeService:
             change_id, ChangeWorkflow.abort, self._signed(change_id, "abort", control)
         )
 
+    async def withdraw(self, change_id: str, *, agent_id: str, note: str = "") -> ChangeStatus:
+        """Withdraw `agent_id`'s own change while it still waits for approval.
+
+        It amounts to an abort sent by the agent with the reason `withdrawn by <agent>` (and
+        `note`, the agent's why), so the timeline and the audit store record it like any
+        abort; nothing was applied, so the change ends ABORTED. `Refused` names the rule when
+        the change is another agent's (`withdraw.not_own`) or already approved, applied or
+        ended (`withdraw.not_pending`). Returns the status the decision was taken on.
+        """
+        status = await self.status(change_id)
+        owner = status.request.agent.agent_id
+        if owner != agent_id:
+            raise Refused(
+                403,
+                rule="withdraw.not_own",
+                reason=f"{change_id} was not proposed by {agent_id!r}; an agent withdraws only "
+                "its own changes",
+                would_pass="a change id of your own; an operator aborts another agent's change",
+            )
+        if status.ended or status.stage not in _PENDING:
+            where = (
+                f"has already ended {status.outcome}"
+                if status.outcome is not None
+                else f"is past approval, at {status.stage}"
+            )
+            raise Refused(
+                409,
+                rule="withdraw.not_pending",
+                reason=f"{change_id} {where}; only a change that still waits for approval "
+                "can be withdrawn",
+                would_pass="an operator's abort, which rolls back whatever was applied",
+            )
+        reason = f"withdrawn by {agent_id}" + (f": {note}" if note else "")
+        await self.abort(change_id, Control(actor=agent_id, reason=reason))
+        return status
+
     def _signed(self, change_id: str, action: ControlAction, control: Control) -> Control:
         """The control with a proof that its (authenticated) actor sent it."""
         proof = self.signer.control_proof(
@@ -353,6 +424,9 @@ class ChangeService:
         with _not_found(_NOT_RUNNING.format(change_id=change_id)):
             await self._handle(change_id).signal(signal, arg)  # type: ignore[call-overload]
 
+
+_PENDING = frozenset({Stage.RECON, Stage.VALIDATE, Stage.SUMMARY, Stage.AWAITING_APPROVAL})
+"""Stages before any approval counted in full: nothing has been applied yet."""
 
 _NOT_RUNNING = "no running change {change_id!r}: it does not exist or has already ended"
 

@@ -9,22 +9,27 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from changegate.errors import TemporalUnreachable
+from changegate.observability.tracing import tracing_interceptors
 from changegate.settings import Settings
 from changegate.workflows import SEARCH_ATTRIBUTES
 
 __all__ = ["TemporalUnreachable", "connect", "ensure_search_attributes"]
 
 
-async def connect(settings: Settings) -> Client:
-    """A client with the pydantic data converter, or `TemporalUnreachable` saying where."""
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client with the pydantic data converter (traced when an OTLP endpoint is set, on
+    `runtime` if given), or `TemporalUnreachable` saying where."""
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.namespace,
             data_converter=pydantic_data_converter,
+            interceptors=tracing_interceptors(settings),
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise TemporalUnreachable(

@@ -33,6 +33,11 @@ class ChangeRow(StoreModel, table=True):
     """One change request and where it is; the request is stored already redacted."""
 
     __tablename__ = "changes"
+    # Admission counts an agent's running changes and its changes of the last hour.
+    __table_args__ = (
+        sa.Index("ix_changes_agent_id_outcome", "agent_id", "outcome"),
+        sa.Index("ix_changes_agent_id_submitted_at", "agent_id", "submitted_at"),
+    )
 
     change_id: str = Field(primary_key=True)
     agent_id: str = Field(index=True)
@@ -180,6 +185,19 @@ class TokenRow(StoreModel, table=True):
     hash: str = Field(unique=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked: bool = False
+
+
+class WebSessionRow(StoreModel, table=True):
+    """A logged-in browser of the approval page: only the sha256 of its cookie is kept."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: str = Field(primary_key=True)
+    token_id: str = Field(foreign_key="tokens.token_id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    flash: list[list[str]] = Field(default_factory=list, sa_type=sa.JSON)
+    """Messages (`[kind, text]`) for the next page this browser loads."""
 
 
 metadata = StoreModel.metadata

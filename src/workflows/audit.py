@@ -35,9 +35,15 @@ class AuditTrail:
         self._closed = False
         self._pump: asyncio.Task[None] | None = None
         self._through = 0
+        self._at_moments = True
 
     def start(self) -> None:
-        """Begin writing in the background."""
+        """Begin writing in the background.
+
+        Changes started before writes were batched at these moments keep writing at every
+        stage and decision (`Ledger.behind`), so their histories replay as they ran.
+        """
+        self._at_moments = workflow.patched("audit-at-moments")
         self._pump = asyncio.create_task(self._run())
 
     async def close(self, outcome: Outcome, message: str) -> None:
@@ -59,6 +65,8 @@ class AuditTrail:
 
     def _due(self) -> bool:
         """True when the store should hear of the change now (see the module docstring)."""
+        if not self._at_moments:
+            return self._ledger.behind()
         if self._closed:
             return self._behind()
         return any(

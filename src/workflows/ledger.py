@@ -115,8 +115,8 @@ class Ledger:
             workflow.upsert_search_attributes([CHANGE_RISK.value_set(tier)])
 
     def behind(self) -> bool:
-        """True when the store should hear of the change now: a new stage, a decision, or
-        an outcome it does not have (other events ride along with the next write)."""
+        """The audit trail's rule for changes started before writes were batched at the
+        moments that matter: a new stage, a decision, or an outcome the store lacks."""
         s = self.status
         if s.stage != self._recorded_stage or (s.outcome and self._recorded < len(s.timeline)):
             return True
