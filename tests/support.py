@@ -113,6 +113,12 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def worker_polling(changes: ChangeService, task_queue: str) -> None:
+    """Wait until a worker process just started polls `task_queue`: until then the front
+    door rightly answers `NoWorker` to a status query."""
+    await wait_until(lambda: changes.has_worker(task_queue), within=60, what="the worker to poll")
+
+
 async def wait_for_stage(
     changes: ChangeService, change_id: str, stage: Stage, *, within: float = 30.0
 ) -> ChangeStatus:

@@ -11,7 +11,7 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,14 @@ from changegate.policy.breakers import Trip
 from changegate.service import ChangeService
 from changegate.service.operations import OperationEvent, Operations
 from changegate.settings import Settings
-from changegate.store import Store, create_token, fingerprint, list_incidents, upsert_change
+from changegate.store import (
+    Store,
+    create_token,
+    fingerprint,
+    list_incidents,
+    open_store,
+    upsert_change,
+)
 from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
 
@@ -109,6 +116,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """This module's own audit store. Its changes set pool sizes no other module sets, and
+    in the session's store they would make a later module's change look like a flip-flop."""
+    path = tmp_path_factory.mktemp("breakers-store") / "changegate.db"
+    with open_store(f"sqlite:///{path}") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
 async def stack(
     client: Client,
     settings: Settings,
@@ -116,11 +132,15 @@ async def stack(
     store: Store,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
-    """An API and a worker holding this module's policy, over the session's store."""
+    """An API and a worker holding this module's policy, over this module's store."""
     policy = Path(tmp_path_factory.mktemp("breakers")) / "policy.yaml"
     policy.write_text(POLICY)
     own = settings.model_copy(
-        update={"policy_file": policy, "task_queue": f"breakers-{uuid.uuid4().hex[:8]}"}
+        update={
+            "policy_file": policy,
+            "task_queue": f"breakers-{uuid.uuid4().hex[:8]}",
+            "database_url": str(store.engine.url),
+        }
     )
     suffix = uuid.uuid4().hex[:6]
     with store.session() as session:

@@ -58,6 +58,7 @@ from tests.support import (
     postgres_schema,
     wait_for_stage,
     wait_until,
+    worker_polling,
 )
 
 pytestmark = pytest.mark.e2e
@@ -419,6 +420,7 @@ async def test_worker_sigkilled_mid_revert_a_new_worker_reverts_each_unit_once(
         second: WorkerProcess | None = None
         try:
             async with asyncio.timeout(300):
+                await worker_polling(changes, queue)
                 change_id = await changes.submit(
                     make_request(
                         service="search",

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from changegate.models import Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.settings import Settings
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import Fleet, make_request, wait_for_stage, wait_until, worker_polling
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,7 @@ async def test_sigkilled_worker_mid_wave_is_replaced_and_units_apply_once(
     first = _start_worker(env, tmp_path / "worker1.log")
     second: subprocess.Popen[bytes] | None = None
     try:
+        await worker_polling(changes, queue)
         request = make_request(
             service="search",
             assumptions={"unit_count": 3},
