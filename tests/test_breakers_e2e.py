@@ -30,6 +30,7 @@ from changegate.service.operations import OperationEvent, Operations
 from changegate.settings import Settings
 from changegate.store import (
     Store,
+    close_incident,
     create_token,
     fingerprint,
     list_incidents,
@@ -116,7 +117,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def own_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """This module's own audit store. Its changes set pool sizes no other module sets, and
     in the session's store they would make a later module's change look like a flip-flop."""
     path = tmp_path_factory.mktemp("breakers-store") / "changegate.db"
@@ -124,12 +125,22 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         yield opened
 
 
+@pytest.fixture(autouse=True)
+def no_open_incident(own_store: Store) -> None:
+    """Each test starts with no incident freezing a target, as `fleet` does for the
+    session's store (a failed change's incident would freeze payments for the next test)."""
+    now = datetime.now(UTC)
+    with own_store.session() as session:
+        for incident in list_incidents(session=session, open_only=True):
+            close_incident(session=session, incident_id=incident.incident_id, at=now)
+
+
 @pytest.fixture(scope="module")
 async def stack(
     client: Client,
     settings: Settings,
     worker: Worker,
-    store: Store,
+    own_store: Store,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """An API and a worker holding this module's policy, over this module's store."""
@@ -139,11 +150,11 @@ async def stack(
         update={
             "policy_file": policy,
             "task_queue": f"breakers-{uuid.uuid4().hex[:8]}",
-            "database_url": str(store.engine.url),
+            "database_url": str(own_store.engine.url),
         }
     )
     suffix = uuid.uuid4().hex[:6]
-    with store.session() as session:
+    with own_store.session() as session:
         tokens = {
             agent: create_token(
                 session=session, name=f"{agent}-{suffix}", role="agent", agent_id=agent
@@ -235,7 +246,7 @@ async def _event(stack: Stack, change_id: str, kind: str) -> bool:
 # ---- admission-time triggers ----------------------------------------------------------------
 
 
-async def test_scope_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+async def test_scope_refusals_pause_the_agent(stack: Stack, fleet: Fleet, own_store: Store) -> None:
     held = await in_flight(stack, "brk-scope")
     first = await stack.submit("brk-scope", req("brk-scope", "ledger"))
     assert first.status_code == 403 and first.json()["error"]["rule"] == "scope.target"
@@ -243,14 +254,14 @@ async def test_scope_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store:
     assert second.status_code == 403, second.text
     assert "tripped breaker scope_refusals" in second.json()["error"]["reason"]
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-scope", held=held, breaker="scope_refusals"
+        stack, own_store, agent="brk-scope", held=held, breaker="scope_refusals"
     )
 
 
-async def test_loop_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+async def test_loop_refusals_pause_the_agent(stack: Stack, fleet: Fleet, own_store: Store) -> None:
     held = await in_flight(stack, "brk-loop")
     looping = req("brk-loop", "ledger")
-    with store.session() as session:
+    with own_store.session() as session:
         upsert_change(
             session=session,
             change_id=f"seed-{fingerprint(looping)[:8]}-{uuid.uuid4().hex[:4]}",
@@ -263,11 +274,11 @@ async def test_loop_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: 
         response = await stack.submit("brk-loop", looping)
         assert response.status_code == 409 and response.json()["error"]["rule"] == "loop"
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-loop", held=held, breaker="loop_refusals"
+        stack, own_store, agent="brk-loop", held=held, breaker="loop_refusals"
     )
 
 
-async def test_rate_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+async def test_rate_refusals_pause_the_agent(stack: Stack, fleet: Fleet, own_store: Store) -> None:
     held = await in_flight(stack, "brk-rate")
     for service in ("ledger", "payments"):
         response = await stack.submit("brk-rate", req("brk-rate", service))
@@ -276,19 +287,19 @@ async def test_rate_refusals_pause_the_agent(stack: Stack, fleet: Fleet, store: 
         assert error["rule"] == "rate.per_hour"
         assert response.headers["Retry-After"] == str(error["retry_after"])
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-rate", held=held, breaker="rate_refusals"
+        stack, own_store, agent="brk-rate", held=held, breaker="rate_refusals"
     )
 
 
 async def test_the_daily_change_budget_pauses_the_agent(
-    stack: Stack, fleet: Fleet, store: Store
+    stack: Stack, fleet: Fleet, own_store: Store
 ) -> None:
     held = await in_flight(stack, "brk-budget")
     over = await stack.submit("brk-budget", req("brk-budget", "ledger"))
     assert over.status_code == 409, over.text
     assert over.json()["error"]["rule"] == "breaker.changes_per_day"
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-budget", held=held, breaker="changes_per_day"
+        stack, own_store, agent="brk-budget", held=held, breaker="changes_per_day"
     )
 
 
@@ -312,30 +323,34 @@ async def ended(
 
 
 async def test_the_daily_unit_budget_pauses_the_agent(
-    stack: Stack, fleet: Fleet, store: Store
+    stack: Stack, fleet: Fleet, own_store: Store
 ) -> None:
     held = await in_flight(stack, "brk-units")
     # checkout's 4 units meet the budget; the held change's 3 on search, run after the
     # release, stay under it.
     await ended(stack, "brk-units", None, Outcome.DONE, service="checkout")
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-units", held=held, breaker="units_per_day"
+        stack, own_store, agent="brk-units", held=held, breaker="units_per_day"
     )
 
 
-async def test_a_failed_change_pauses_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+async def test_a_failed_change_pauses_the_agent(
+    stack: Stack, fleet: Fleet, own_store: Store
+) -> None:
     held = await in_flight(stack, "brk-failed")
     await ended(stack, "brk-failed", bad(), Outcome.ROLLED_BACK)
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-failed", held=held, breaker="failed_changes"
+        stack, own_store, agent="brk-failed", held=held, breaker="failed_changes"
     )
 
 
-async def test_rollbacks_in_a_row_pause_the_agent(stack: Stack, fleet: Fleet, store: Store) -> None:
+async def test_rollbacks_in_a_row_pause_the_agent(
+    stack: Stack, fleet: Fleet, own_store: Store
+) -> None:
     held = await in_flight(stack, "brk-rollbacks")
     await ended(stack, "brk-rollbacks", bad(), Outcome.ROLLED_BACK)
     await tripped_holds_and_release_resumes(
-        stack, store, agent="brk-rollbacks", held=held, breaker="rollbacks_in_a_row"
+        stack, own_store, agent="brk-rollbacks", held=held, breaker="rollbacks_in_a_row"
     )
 
 
