@@ -15,12 +15,13 @@ from typing import Literal
 from temporalio import activity, workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
-StepKind = Literal["activity", "timer", "signal", "upsert"]
+StepKind = Literal["activity", "timer", "signal", "upsert", "patch"]
 
 
 @dataclass
 class BareStep:
-    """One command of the script: an activity, a timer, a signal wait or an upsert."""
+    """One command of the script: an activity, a timer, a signal wait, an upsert or a patch
+    marker."""
 
     kind: StepKind
     seconds: float = 0.0
@@ -92,6 +93,8 @@ class BareWorkflow:
                     SearchAttributeKey.for_keyword(key).value_set(data.value) for key in step.keys
                 ]
                 workflow.upsert_search_attributes(updates)
+            elif step.kind == "patch":
+                workflow.patched(step.label)
         return "DONE"
 
     @workflow.signal

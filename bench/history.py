@@ -79,6 +79,10 @@ def count_events(history: WorkflowHistory) -> EventCounts:
     )
 
 
+_PATCH_ATTRIBUTE = "TemporalChangeVersion"
+"""The search attribute the SDK sets itself for a patch; the bare workflow's patch sets it."""
+
+
 def script_from_history(history: WorkflowHistory) -> BareScript:
     """The bare script with the same commands, in the same order, as `history`.
 
@@ -110,9 +114,15 @@ def script_from_history(history: WorkflowHistory) -> BareScript:
             step.signals = signals
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             signals += 1
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            # A `workflow.patched()` call: the bare workflow makes one too (same marker and
+            # the SDK's own TemporalChangeVersion upsert).
+            steps.append(BareStep(kind="patch", label="bench-patch"))
         elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
-            steps.append(BareStep(kind="upsert", keys=sorted(fields.indexed_fields)))
+            keys = sorted(k for k in fields.indexed_fields if k != _PATCH_ATTRIBUTE)
+            if keys:
+                steps.append(BareStep(kind="upsert", keys=keys))
     waits = [s for s in steps if s.kind == "signal"]
     if signals and (not waits or waits[-1].signals != signals):
         raise ValueError(
