@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 30.0
     """How often each worker releases the targets of changes whose workflows closed without
     recording it (terminated from the Temporal UI, or the audit store was down); 0 turns it off."""
-    max_cached_workflows: int = Field(default=500, ge=0)
+    max_cached_workflows: int = Field(default=1000, ge=0)
     """Changes a worker keeps in memory between their steps (the sticky cache). Beyond it
     the least recently used is evicted and replayed from history on its next step (say,
     when it is approved): less memory per parked change, some CPU when one wakes."""
