@@ -172,7 +172,14 @@ async def stack(
             running_api(settings=own, changes=changes, port=0) as base,
             httpx.AsyncClient(base_url=base, timeout=60) as http,
         ):
-            yield Stack(http=http, changes=changes, tokens=tokens, base=base)
+            try:
+                yield Stack(http=http, changes=changes, tokens=tokens, base=base)
+            finally:
+                # Nothing of this module may outlive its worker: a change left running on
+                # its task queue would answer later modules' queries with NoWorker.
+                running = f'TaskQueue = "{own.task_queue}" AND ExecutionStatus = "Running"'
+                async for found in client.list_workflows(running):
+                    await client.get_workflow_handle(found.id).terminate("breaker tests over")
     finally:
         changes.close()
 
