@@ -109,39 +109,45 @@ async def test_wait_ends_with_the_halt_reason_and_outcome_filters_find_it(
         stderr=subprocess.PIPE,
         text=True,
     )
-    change_id = await _wait_listed(changes)
-    await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
-    rejected = await cli(
-        as_user(cli_env, "alice"), "reject", change_id, "--reason", "not this week"
-    )
-    assert rejected.returncode == 0, rejected.stderr
-    out, err = await asyncio.to_thread(proc.communicate, timeout=120)
-    assert proc.returncode == 1, err
-    assert f"{change_id} ended REJECTED" in out
-    assert "why: " in out and "not this week" in out
+    try:
+        change_id = await _wait_listed(changes)
+        await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
+        rejected = await cli(
+            as_user(cli_env, "alice"), "reject", change_id, "--reason", "not this week"
+        )
+        assert rejected.returncode == 0, rejected.stderr
+        out, err = await asyncio.to_thread(proc.communicate, timeout=120)
+        assert proc.returncode == 1, err
+        assert f"{change_id} ended REJECTED" in out
+        assert "why: " in out and "not this week" in out
 
-    async def listed(outcome: str) -> list[str]:
-        refs = loads(await cli(cli_env, "list", "--outcome", outcome, "--json"))
-        assert {ref["outcome"] for ref in refs} <= {outcome.upper()}
-        return [ref["change_id"] for ref in refs]
+        async def listed(outcome: str) -> list[str]:
+            refs = loads(await cli(cli_env, "list", "--outcome", outcome, "--json"))
+            assert {ref["outcome"] for ref in refs} <= {outcome.upper()}
+            return [ref["change_id"] for ref in refs]
 
-    async def rejected_listed() -> bool:
-        return change_id in await listed("rejected")  # case does not matter
+        async def rejected_listed() -> bool:
+            return change_id in await listed("rejected")  # case does not matter
 
-    await wait_until(rejected_listed, what="the change listed under REJECTED")
-    assert change_id not in await listed("DONE")
+        await wait_until(rejected_listed, what="the change listed under REJECTED")
+        assert change_id not in await listed("DONE")
 
-    headers = {"Authorization": f"Bearer {cli_env['TEST_TOKEN_agent-7']}"}
-    async with httpx.AsyncClient(base_url=api_url, headers=headers) as http:
-        found = (await http.get("/api/v1/changes", params={"outcome": "REJECTED"})).json()
-        assert change_id in [ref["change_id"] for ref in found]
-        assert {ref["outcome"] for ref in found} == {"REJECTED"}
-        assert change_id not in [
-            ref["change_id"]
-            for ref in (await http.get("/api/v1/changes", params={"outcome": "DONE"})).json()
-        ]
-        bad = await http.get("/api/v1/changes", params={"outcome": "ENDED"})
-        assert bad.status_code == 422 and bad.json()["error"]["rule"] == "schema"
+        headers = {"Authorization": f"Bearer {cli_env['TEST_TOKEN_agent-7']}"}
+        async with httpx.AsyncClient(base_url=api_url, headers=headers) as http:
+            found = (await http.get("/api/v1/changes", params={"outcome": "REJECTED"})).json()
+            assert change_id in [ref["change_id"] for ref in found]
+            assert {ref["outcome"] for ref in found} == {"REJECTED"}
+            assert change_id not in [
+                ref["change_id"]
+                for ref in (await http.get("/api/v1/changes", params={"outcome": "DONE"})).json()
+            ]
+            bad = await http.get("/api/v1/changes", params={"outcome": "ENDED"})
+            assert bad.status_code == 422 and bad.json()["error"]["rule"] == "schema"
+    finally:
+        # A failed test must not leave the CLI running with its pipes open.
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 async def test_wait_timeout_exits_4_and_the_change_goes_on(

@@ -104,12 +104,18 @@ async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
         stderr=subprocess.PIPE,
         text=True,
     )
-    refs = await _wait_listed(changes)
-    await wait_for_stage(changes, refs, Stage.AWAITING_APPROVAL)
-    assert (await cli(as_user(cli_env, "alice"), "approve", refs)).returncode == 0
-    out, err = await asyncio.to_thread(proc.communicate, timeout=120)
-    assert proc.returncode == 1, err
-    assert json.loads(out)["outcome"] == "ROLLED_BACK"
+    try:
+        refs = await _wait_listed(changes)
+        await wait_for_stage(changes, refs, Stage.AWAITING_APPROVAL)
+        assert (await cli(as_user(cli_env, "alice"), "approve", refs)).returncode == 0
+        out, err = await asyncio.to_thread(proc.communicate, timeout=120)
+        assert proc.returncode == 1, err
+        assert json.loads(out)["outcome"] == "ROLLED_BACK"
+    finally:
+        # A failed test must not leave the CLI running with its pipes open.
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 async def _wait_listed(changes: ChangeService) -> str:
