@@ -4,12 +4,9 @@ and only a person's release lets the held change go on to DONE."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import random
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -39,6 +36,7 @@ from changegate.store import (
 )
 from changegate.worker import running_worker
 from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.test_cli_e2e import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -364,19 +362,6 @@ async def test_rollbacks_in_a_row_pause_the_agent(
 # ---- the CLI, and the hook a notifier hangs on ----------------------------------------------
 
 
-async def changegate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in its own process, off the loop the API and worker run on."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "changegate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 async def test_the_cli_lists_a_trip_and_only_a_person_releases_it(
     stack: Stack, fleet: Fleet, cli_env: dict[str, str]
 ) -> None:
@@ -387,20 +372,20 @@ async def test_the_cli_lists_a_trip_and_only_a_person_releases_it(
     as_alice = {**env, "CHANGEGATE_TOKEN": stack.tokens["alice"]}
     as_agent = {**env, "CHANGEGATE_TOKEN": stack.tokens["brk-cli"]}
 
-    listed = await changegate(as_alice, "--json", "breaker", "list", "--open", "--agent", "brk-cli")
+    listed = await cli(as_alice, "--json", "breaker", "list", "--open", "--agent", "brk-cli")
     assert listed.returncode == 0, listed.stderr
     [trip] = json.loads(listed.stdout)
     assert trip["breaker"] == "scope_refusals" and trip["released_at"] is None
     assert [e["rule"] for e in trip["evidence"]] == ["scope.target", "scope.target"]
 
-    refused = await changegate(as_agent, "breaker", "release", "brk-cli", "--reason", "mine")
+    refused = await cli(as_agent, "breaker", "release", "brk-cli", "--reason", "mine")
     assert refused.returncode == 5, refused.stdout + refused.stderr
     assert "auth.role" in refused.stderr
 
-    released = await changegate(as_alice, "breaker", "release", "brk-cli", "--reason", "checked")
+    released = await cli(as_alice, "breaker", "release", "brk-cli", "--reason", "checked")
     assert released.returncode == 0, released.stderr
     assert f"released scope_refusals ({trip['trip_id']}) for brk-cli" in released.stdout
-    after = await changegate(as_alice, "--json", "breaker", "list", "--agent", "brk-cli")
+    after = await cli(as_alice, "--json", "breaker", "list", "--agent", "brk-cli")
     [record] = json.loads(after.stdout)
     assert record["release_reason"] == "checked" and record["released_by"].startswith("alice-")
 

@@ -6,7 +6,6 @@ The CLI runs as a subprocess in a tmux pane against the session's API, worker an
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from changegate.models import Outcome, Stage
 from changegate.service import ChangeService
 from tests.support import Fleet, as_user, make_request, wait_for_stage, wait_until
+from tests.test_cli_e2e import cli
 
 pytestmark = [
     pytest.mark.e2e,
@@ -78,18 +78,6 @@ async def shows(pane: Pane, *needles: str, within: float = 60.0) -> str:
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the screen was:\n{pane.screen()}") from None
     return found
-
-
-async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "changegate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 async def test_watch_shows_approvals_bake_countdown_units_and_metrics_live(
