@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from changegate.activities import (
+    AssessActivities,
     AuditActivities,
     AuthorityActivities,
     DecisionActivities,
@@ -100,20 +101,25 @@ class Dependencies:
         authority = AuthorityActivities(
             signer=self.signer, policy_digest=policy_digest(self.policy)
         )
+        validation = ValidationActivities(
+            policy=self.policy,
+            store=self.store,
+            sources=context_sources(self.policy, base=self.policy_dir),
+            kinds=self.kinds,
+        )
         return [
             authority.verify_admission,
             authority.verify_control,
             recon.observe_target,
-            recon.plan_change,
-            ValidationActivities(
-                policy=self.policy,
-                store=self.store,
-                sources=context_sources(self.policy, base=self.policy_dir),
-                kinds=self.kinds,
-            ).validate_change,
-            render_summary,
+            AssessActivities(validation, recon).assess_change,
             rollout.apply_unit,
             rollout.revert_unit,
+            rollout.verify_units,
+            # Kept for changes started before assessment, summary and verification were
+            # merged: their histories replay and they run on to their end.
+            recon.plan_change,
+            validation.validate_change,
+            render_summary,
             rollout.verify_unit,
             HealthActivities(self.sources).measure_health,
             audit.record_change,
@@ -165,16 +171,18 @@ async def running_worker(
     max_concurrent_activities: int = 50,
     replace: Mapping[str, Callable[..., Any]] | None = None,
     store: Store | None = None,
+    kinds: KindRegistry | None = None,
 ) -> AsyncIterator[Worker]:
     """A running worker on `settings.task_queue`; its dependencies are closed on exit.
 
     `replace` registers other implementations under activity names (for tests that need a
     health source to misbehave, say); everything else is the real thing. `store` is the
-    audit store already opened (the worker closes it); by default it is opened here. Every
+    audit store already opened (the worker closes it); by default it is opened here. `kinds`
+    are the target kinds it serves (by default every installed one). Every
     `reconcile_interval_seconds` the worker also releases the targets of closed workflows.
     """
     install_log_redaction()
-    deps = Dependencies.build(settings, store=store)
+    deps = Dependencies.build(settings, store=store, kinds=kinds)
     # The trip's kill switch is signed like an operator's, with the key the worker holds.
     front = ChangeService(client, settings, gate=Gate(store=deps.store, policy=deps.policy))
     deps.on_trip = front.operations().tripped

@@ -309,7 +309,7 @@ async def test_spans_of_the_change_reach_the_otlp_receiver(
     assert {s["trace"] for s in run} == {trace}
     assert {s["service"] for s in ours} == {"changegate"}
     names = {s["name"] for s in run}
-    assert {"RunActivity:validate_change", "RunActivity:verify_unit"} <= names
+    assert {"RunActivity:assess_change", "RunActivity:verify_units"} <= names
 
 
 def _queried_names(dashboard: dict[str, Any]) -> set[str]:

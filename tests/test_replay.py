@@ -13,12 +13,13 @@ from temporalio.client import WorkflowHistory
 from changegate.cli.history import replayer
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+PATCHES = ("audit-at-moments", "fewer-activities")
 
 
 def test_the_three_required_histories_are_recorded() -> None:
     scenarios = {"done", "rolled_back", "rejected"}
-    # Before and after the audit trail's `audit-at-moments` patch: both must replay.
-    patched = {f"{name}-audit-at-moments" for name in scenarios}
+    # Before and after each patch (`audit-at-moments`, then `fewer-activities`): all replay.
+    patched = {f"{name}-{patch}" for name in scenarios for patch in PATCHES}
     assert {p.stem for p in HISTORIES} >= scenarios | patched
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from changegate.activities import render
-from changegate.activities.summary import real_change
 from changegate.models import (
     ChangePlan,
     Finding,
@@ -16,6 +14,7 @@ from changegate.models import (
     ValidationReport,
 )
 from changegate.providers.phasing import phase_name, split_phases
+from changegate.summary import real_change, render
 from tests.support import make_request
 
 

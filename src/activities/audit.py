@@ -79,13 +79,17 @@ class AuditActivities:
     @activity.defn(name="close_change")
     @heartbeats
     async def close_change(self, data: CloseInput) -> CloseReceipt:
-        """Open the incident an ended change needs (once), returning its id; judge the
-        agent's outcome breakers."""
+        """Store the rest of the record (when given), open the incident an ended change
+        needs (once) and judge the agent's outcome breakers."""
+        through = None
+        if data.audit is not None:
+            await asyncio.to_thread(self._record, data.audit)
+            through = data.audit.first_seq + len(data.audit.events)
         trip = await asyncio.to_thread(self._judge_outcome, data.status)
         if trip is not None and self._on_trip is not None:
             await self._on_trip(trip, closing=data.status.change_id)
         if not needs_incident(data.status):
-            return CloseReceipt()
+            return CloseReceipt(recorded_through=through)
         incident = build_incident(data.status)
         record = IncidentRecord(
             incident_id=incident.incident_id,
@@ -104,7 +108,7 @@ class AuditActivities:
             },
         )
         await asyncio.to_thread(self._open, record)
-        return CloseReceipt(incident_id=incident.incident_id)
+        return CloseReceipt(incident_id=incident.incident_id, recorded_through=through)
 
     def _judge_outcome(self, status: ChangeStatus) -> Trip | None:
         agent_id = status.request.agent.agent_id

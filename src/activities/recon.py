@@ -27,6 +27,10 @@ class ReconActivities:
     @activity.defn(name="plan_change")
     @heartbeats
     async def plan_change(self, data: PlanInput) -> ChangePlan:
+        """Planning alone: kept for changes started before it was assessed with VALIDATE."""
+        return await self.plan(data)
+
+    async def plan(self, data: PlanInput) -> ChangePlan:
         """Turn the request into per-unit steps grouped into canary and waves."""
         with as_activity_failure():
             provider = self._providers.read_only(data.request.target.kind)

@@ -8,6 +8,7 @@ changed by someone else and is never overwritten: the step reports a conflict.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from pydantic import JsonValue
@@ -16,10 +17,21 @@ from temporalio.exceptions import ApplicationError
 
 from changegate.activities.failures import as_activity_failure
 from changegate.activities.heartbeat import heartbeats
-from changegate.models import Target, UnitChange, UnitResult, UnitStepInput, VerifyInput
+from changegate.models import (
+    Target,
+    UnitChange,
+    UnitResult,
+    UnitStepInput,
+    Verification,
+    VerifyAllInput,
+    VerifyInput,
+)
 from changegate.providers import ProviderRegistry, matches
 
 Write = Callable[[Target, UnitChange], Awaitable[None]]
+
+# Reads of one verification in flight at once: quick for a large plan, gentle on the target.
+_VERIFY_AT_ONCE = 8
 
 
 class RolloutActivities:
@@ -64,6 +76,22 @@ class RolloutActivities:
             provider = self._providers.read_only(data.target.kind)
             state = await provider.read_unit(data.target, data.unit_id)
         return _result(data.unit_id, state, data.expected)
+
+    @activity.defn(name="verify_units")
+    @heartbeats
+    async def verify_units(self, data: VerifyAllInput) -> Verification:
+        """Re-read every unit (a few at a time) and say which are in the expected state."""
+        provider = self._providers.read_only(data.target.kind)
+        slots = asyncio.Semaphore(_VERIFY_AT_ONCE)
+
+        async def read(unit_id: str, expected: dict[str, JsonValue]) -> UnitResult:
+            async with slots:
+                with as_activity_failure():
+                    state = await provider.read_unit(data.target, unit_id)
+            return _result(unit_id, state, expected)
+
+        results = await asyncio.gather(*(read(u, e) for u, e in data.expected.items()))
+        return Verification(results=list(results))
 
     async def _step(
         self,

@@ -115,6 +115,10 @@ class ValidationActivities:
     @activity.defn(name="validate_change")
     @heartbeats
     async def validate_change(self, data: ValidateInput) -> ValidationReport:
+        """VALIDATE alone: kept for changes started before it was assessed with the plan."""
+        return await self.report(data)
+
+    async def report(self, data: ValidateInput) -> ValidationReport:
         """Findings in the order found (assumptions, context, blast radius) and the tier."""
         label = data.request.target.label()
         active, incidents = await asyncio.to_thread(self._read_store, data.change_id, label)

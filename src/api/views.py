@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from changegate.activities.summary import real_change
 from changegate.models import ChangeRef, ChangeStatus, Stage
 from changegate.policy import Policy, RiskTier
 from changegate.policy import approvers_left as left_to_approve
+from changegate.summary import real_change
 
 __all__ = [
     "age",

@@ -1,7 +1,13 @@
 """Incidents: classification by documented rules and the pre-filled post-incident review."""
 
 from changegate.incidents.breach import GUARDRAIL_BREACH, breach_incident
-from changegate.incidents.classify import category, needs_incident, severity, touched_units
+from changegate.incidents.classify import (
+    category,
+    incident_id_for,
+    needs_incident,
+    severity,
+    touched_units,
+)
 from changegate.incidents.review import build_incident, render_review, suggest
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "breach_incident",
     "build_incident",
     "category",
+    "incident_id_for",
     "needs_incident",
     "render_review",
     "severity",

@@ -47,6 +47,11 @@ def needs_incident(status: ChangeStatus) -> bool:
     return status.outcome in (Outcome.ROLLED_BACK, Outcome.ROLLBACK_FAILED)
 
 
+def incident_id_for(change_id: str) -> str:
+    """The id of the incident an ended change opens: one per change, known in advance."""
+    return f"inc-{change_id}"
+
+
 def touched_units(status: ChangeStatus) -> list[str]:
     """Units the change wrote to (applied, reverted, or failed either way)."""
     return [u.unit_id for u in status.units if u.status != "pending"]

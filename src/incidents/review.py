@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from changegate.incidents.classify import category, severity, touched_units
+from changegate.incidents.classify import category, incident_id_for, severity, touched_units
 from changegate.models import (
     ChangeStatus,
     Incident,
@@ -25,7 +25,7 @@ def build_incident(status: ChangeStatus) -> Incident:
     opened = status.timeline[-1].at if status.timeline else None
     assert opened is not None, "an ended change has a timeline"
     incident = Incident(
-        incident_id=f"inc-{status.change_id}",
+        incident_id=incident_id_for(status.change_id),
         change_id=status.change_id,
         category=kind,
         severity=sev,

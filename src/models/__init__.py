@@ -67,6 +67,7 @@ from changegate.models.status import (
 )
 from changegate.models.steps import (
     ApprovalProof,
+    Assessment,
     AuditInput,
     AuditReceipt,
     CloseInput,
@@ -79,6 +80,8 @@ from changegate.models.steps import (
     UnitResult,
     UnitStepInput,
     ValidateInput,
+    Verification,
+    VerifyAllInput,
     VerifyInput,
 )
 from changegate.models.verdicts import DecisionJudgement, DecisionVerdict, RiskAssessment
@@ -90,6 +93,7 @@ __all__ = [
     "AnalysisLimits",
     "AnalysisRecord",
     "ApprovalProof",
+    "Assessment",
     "AuditInput",
     "AuditReceipt",
     "AuthorityVerdict",
@@ -155,5 +159,7 @@ __all__ = [
     "ValidateInput",
     "ValidationReport",
     "Verdict",
+    "Verification",
+    "VerifyAllInput",
     "VerifyInput",
 ]

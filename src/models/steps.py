@@ -69,6 +69,14 @@ class VerifyInput(Contract):
     expected: dict[str, JsonValue]
 
 
+class VerifyAllInput(Contract):
+    """Input of `verify_units`: every planned unit and the state it should be in."""
+
+    target: Target
+    expected: dict[str, dict[str, JsonValue]]
+    """Unit id → the values it should hold, in plan order."""
+
+
 class UnitResult(Contract):
     """What a unit step found: whether the unit is where it should be, and its state.
 
@@ -87,12 +95,26 @@ class UnitResult(Contract):
     """The typed error behind a failed step (e.g. `TargetTimeout`), for classification."""
 
 
+class Verification(Contract):
+    """Output of `verify_units`: one result per unit, in the order asked."""
+
+    results: list[UnitResult]
+
+
 class ValidateInput(Contract):
-    """Input of `validate_change`: the request and what recon saw, for this change id."""
+    """Input of `assess_change` (and `validate_change`): the request and what recon saw, for
+    this change id."""
 
     change_id: str
     request: ChangeRequest
     observation: TargetObservation
+
+
+class Assessment(Contract):
+    """Output of `assess_change`: VALIDATE's report and the plan made with its rollout."""
+
+    report: ValidationReport
+    plan: ChangePlan
 
 
 class JudgeInput(Contract):
@@ -130,12 +152,16 @@ class AuditReceipt(Contract):
 
 
 class CloseInput(Contract):
-    """Input of `close_change`: the ended change's whole status."""
+    """Input of `close_change`: the ended change's whole status, and (from changes that
+    close in one write) what the audit store lacks of its record, outcome included."""
 
     status: ChangeStatus
+    audit: AuditInput | None = None
 
 
 class CloseReceipt(Contract):
     """The incident opened for the change, if it needed one."""
 
     incident_id: str | None = None
+    recorded_through: int | None = None
+    """With `CloseInput.audit`: how many timeline events the store now holds."""

@@ -111,7 +111,7 @@ async def dry_run(
             ),
             kinds=kinds,
         )
-        report = await checks.validate_change(
+        report = await checks.report(
             ValidateInput(change_id=DRY_RUN_ID, request=redacted, observation=observation)
         )
         findings, risk, rollout = report.findings, report.risk, report.rollout

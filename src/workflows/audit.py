@@ -15,7 +15,8 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from changegate.models import CloseInput, Outcome, Stage
+    from changegate.incidents.classify import incident_id_for, needs_incident
+    from changegate.models import ChangeStatus, CloseInput, Outcome, Stage
     from changegate.workflows.ledger import Ledger
     from changegate.workflows.steps import Steps
 
@@ -36,19 +37,40 @@ class AuditTrail:
         self._pump: asyncio.Task[None] | None = None
         self._through = 0
         self._at_moments = True
+        self._in_one = True
+        self._ended: ChangeStatus | None = None
 
-    def start(self) -> None:
+    def start(self, *, in_one: bool) -> None:
         """Begin writing in the background.
 
         Changes started before writes were batched at these moments keep writing at every
-        stage and decision (`Ledger.behind`), so their histories replay as they ran.
+        stage and decision (`Ledger.behind`), so their histories replay as they ran. With
+        `in_one`, the end is one write: the rest of the record, the incident and the
+        breakers' judgement; before, the incident was opened first and the record followed.
         """
         self._at_moments = workflow.patched("audit-at-moments")
+        self._in_one = in_one
         self._pump = asyncio.create_task(self._run())
 
     async def close(self, outcome: Outcome, message: str) -> None:
-        """Open the incident `outcome` needs, publish both at once, then let the store catch
-        up with the whole record."""
+        """Publish the outcome with its incident's id, then let the store catch up with the
+        whole record: the closing write opens the incident."""
+        if not self._in_one:
+            return await self._close_in_two(outcome, message)
+        self._ended = self._ledger.ended(outcome)
+        # No await between these: a reader sees the outcome and its incident together.
+        self._ledger.finish(outcome, message)
+        if needs_incident(self._ended):
+            incident_id = incident_id_for(self._ended.change_id)
+            self._ledger.status.incident_id = incident_id
+            self._ledger.event("incident", f"opened {incident_id}")
+        self._closed = True
+        if self._pump is not None:
+            await self._pump
+
+    async def _close_in_two(self, outcome: Outcome, message: str) -> None:
+        """The end as changes started before the closing write was one: the incident is
+        opened, then the outcome and its incident's id are published."""
         receipt = await self._steps.close(CloseInput(status=self._ledger.ended(outcome)))
         # No await between these: a reader sees the outcome and its incident together.
         self._ledger.finish(outcome, message)
@@ -80,7 +102,12 @@ class AuditTrail:
             if not self._due():
                 return
             data = self._ledger.unrecorded()
-            receipt = await self._steps.record(data)
-            stage = Stage(data.stage)
-            self._through = max(self._through, receipt.recorded_through)
-            self._ledger.recorded(receipt.recorded_through, stage)
+            if self._ended is not None:
+                ended, self._ended = self._ended, None
+                closed = await self._steps.close(CloseInput(status=ended, audit=data))
+                assert closed.recorded_through is not None
+                through = closed.recorded_through
+            else:
+                through = (await self._steps.record(data)).recorded_through
+            self._through = max(self._through, through)
+            self._ledger.recorded(through, Stage(data.stage))

@@ -38,9 +38,11 @@ with workflow.unsafe.imports_passed_through():
         SummaryInput,
         TargetObservation,
         UnitChange,
+        UnitResult,
         ValidationReport,
     )
     from changegate.policy.drift import drift
+    from changegate.summary import render
     from changegate.workflows.admission import check_admission
     from changegate.workflows.approvals import Approvals
     from changegate.workflows.audit import AuditTrail
@@ -78,6 +80,9 @@ class ChangeWorkflow:
         self._rollout = data.request.rollout
         self._applied: list[UnitChange] = []
         self._ending: tuple[Outcome, str] | None = None
+        # Changes started before VALIDATE and planning were one activity, the summary was
+        # rendered here and verification read every unit at once keep their old steps.
+        self._in_one = True
 
     @property
     def _status(self) -> ChangeStatus:
@@ -86,7 +91,8 @@ class ChangeWorkflow:
     @workflow.run
     async def run(self, data: ChangeInput) -> ChangeStatus:
         """Walk the stages; always end with an outcome, rolling back whatever was applied."""
-        self._audit.start()
+        self._in_one = workflow.patched("fewer-activities")
+        self._audit.start(in_one=self._in_one)
         try:
             await self._stages()
         except Halt as halt:
@@ -110,8 +116,7 @@ class ChangeWorkflow:
         await check_admission(self._data, self._ledger, self._steps)
         while True:
             observation = await self._recon()
-            report = await self._validate(observation)
-            plan = await self._plan(observation)
+            report, plan = await self._assess(observation)
             await self._summarise(observation, plan, report)
             if report.blocked:
                 raise Halt(Outcome.BLOCKED, HaltCause.BLOCKED, _forbidden(report))
@@ -136,12 +141,27 @@ class ChangeWorkflow:
         self._ledger.event("observed", f"{len(observation.units)} units of {label}")
         return observation
 
-    async def _validate(self, observation: TargetObservation) -> ValidationReport:
+    async def _assess(self, observation: TargetObservation) -> tuple[ValidationReport, ChangePlan]:
+        """VALIDATE, and the plan under the rollout it decides (one activity since
+        `fewer-activities`, two before)."""
         self._ledger.enter(Stage.VALIDATE)
         await self._controls.checkpoint("VALIDATE")
-        report = await self._read_only(
-            self._steps.validate(self._request, observation), "validate-failed"
-        )
+        if self._in_one:
+            step = self._steps.assess(self._request, observation)
+            assessment = await self._read_only(step, "validate-failed")
+            report, plan = assessment.report, assessment.plan
+            self._take(report)
+        else:
+            checks = self._steps.validate(self._request, observation)
+            report = await self._read_only(checks, "validate-failed")
+            self._take(report)
+            request = self._request.model_copy(update={"rollout": self._rollout})
+            plan = await self._read_only(self._steps.plan(request, observation), "plan-failed")
+        self._ledger.adopt_plan(plan)
+        return report, plan
+
+    def _take(self, report: ValidationReport) -> None:
+        """Adopt VALIDATE's findings, risk tier and effective rollout."""
         voided = [f for f in self._status.findings if f.code == "approval-voided"]
         self._status.findings = voided + report.findings
         self._status.risk = report.risk
@@ -151,27 +171,20 @@ class ChangeWorkflow:
             self._ledger.tag_risk(report.risk.tier)
         for finding in report.findings:
             self._ledger.event("finding", f"[{finding.severity}] {finding.code}: {finding.message}")
-        return report
-
-    async def _plan(self, observation: TargetObservation) -> ChangePlan:
-        request = self._request.model_copy(update={"rollout": self._rollout})
-        plan = await self._read_only(self._steps.plan(request, observation), "plan-failed")
-        self._ledger.adopt_plan(plan)
-        return plan
 
     async def _summarise(
         self, observation: TargetObservation, plan: ChangePlan, report: ValidationReport
     ) -> None:
         self._ledger.enter(Stage.SUMMARY)
-        summary = await self._steps.summarise(
-            SummaryInput(
-                change_id=self._status.change_id,
-                request=self._request,
-                observation=observation,
-                report=report.model_copy(update={"findings": self._status.findings}),
-                plan=plan,
-            )
+        data = SummaryInput(
+            change_id=self._status.change_id,
+            request=self._request,
+            observation=observation,
+            report=report.model_copy(update={"findings": self._status.findings}),
+            plan=plan,
         )
+        # Pure and deterministic: rendered here since `fewer-activities`.
+        summary = render(data) if self._in_one else await self._steps.summarise(data)
         self._status.summary = summary.text
         self._ledger.event("summary", summary.headline)
 
@@ -230,16 +243,28 @@ class ChangeWorkflow:
 
     async def _verify(self, plan: ChangePlan) -> None:
         self._ledger.enter(Stage.VERIFY)
-        for unit in plan.units():
-            result = await self._steps.read(unit.unit_id, unit.after, f"verify {unit.unit_id}")
+        for result in await self._read_back(plan):
             if not result.ok:
                 raise Halt(
                     Outcome.ROLLED_BACK,
                     HaltCause.VERIFY_FAILED,
-                    f"{unit.unit_id} drifted: {result.detail}",
+                    f"{result.unit_id} drifted: {result.detail}",
                 )
-            self._ledger.mark(unit.unit_id, "verified")
+            self._ledger.mark(result.unit_id, "verified")
         self._ledger.event("verified", f"{len(plan.units())} units read back as planned")
+
+    async def _read_back(self, plan: ChangePlan) -> list[UnitResult]:
+        """Every unit read back, in plan order: in one activity since `fewer-activities`."""
+        if self._in_one:
+            expected = {unit.unit_id: dict(unit.after) for unit in plan.units()}
+            return (await self._steps.read_all(expected)).results
+        results = []
+        for unit in plan.units():
+            result = await self._steps.read(unit.unit_id, unit.after, f"verify {unit.unit_id}")
+            results.append(result)
+            if not result.ok:
+                break
+        return results
 
     # ---- ending: rollback, outcome, incident, audit ----------------------------------------
 

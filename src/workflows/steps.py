@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
     from changegate.models import (
         ApprovalProof,
+        Assessment,
         AuditInput,
         AuditReceipt,
         AuthorityVerdict,
@@ -44,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
         UnitStepInput,
         ValidateInput,
         ValidationReport,
+        Verification,
+        VerifyAllInput,
         VerifyInput,
     )
     from changegate.workflows.options import (
@@ -126,6 +129,12 @@ class Steps:
         summary = "compare assumptions and context with live state"
         return await _run("validate_change", data, ValidationReport, summary=summary)
 
+    async def assess(self, request: ChangeRequest, observation: TargetObservation) -> Assessment:
+        """VALIDATE's report and the plan under the rollout it decides (read-only)."""
+        data = ValidateInput(change_id=self._change_id, request=request, observation=observation)
+        summary = f"validate against live state and plan {request.change.operation}"
+        return await _run("assess_change", data, Assessment, summary=summary)
+
     async def plan(self, request: ChangeRequest, observation: TargetObservation) -> ChangePlan:
         """Per-unit steps for `request` (read-only)."""
         data = PlanInput(request=request, observation=observation)
@@ -170,6 +179,12 @@ class Steps:
         """Read one unit back and compare it with `expected`."""
         data = VerifyInput(target=self._target, unit_id=unit_id, expected=expected)
         return await _run("verify_unit", data, UnitResult, summary=label)
+
+    async def read_all(self, expected: dict[str, dict[str, JsonValue]]) -> Verification:
+        """Read every unit back and compare each with its `expected` values."""
+        data = VerifyAllInput(target=self._target, expected=expected)
+        summary = f"verify {len(expected)} units"
+        return await _run("verify_units", data, Verification, summary=summary)
 
     async def measure(
         self, unit_ids: list[str], checks: list[HealthCheck], label: str

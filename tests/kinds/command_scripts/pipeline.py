@@ -1,8 +1,5 @@
-"""A worker and a front door for the http and command kinds' end-to-end tests.
-
-Until the worker takes a kind registry, the kinds' providers and health sources are
-registered by replacing the activities that use them (`running_worker(replace=...)`).
-"""
+"""A worker and a front door for the http and command kinds' end-to-end tests: both know
+only the kind under test."""
 
 from __future__ import annotations
 
@@ -13,8 +10,6 @@ from uuid import uuid4
 
 from temporalio.client import Client
 
-from changegate.activities import HealthActivities, ReconActivities, RolloutActivities
-from changegate.health import HealthSourceRegistry
 from changegate.kinds.base import TargetKind
 from changegate.kinds.registry import KindRegistry
 from changegate.service import ChangeService
@@ -37,23 +32,9 @@ async def kinds_pipeline(
         reconcile_interval_seconds=0,
     )
     kinds = KindRegistry([kind])
-    providers = kinds.providers(settings)
-    sources = HealthSourceRegistry([kind.health_source(settings)])  # type: ignore[list-item]
-    recon = ReconActivities(providers)
-    rollout = RolloutActivities(providers)
-    replace = {
-        "observe_target": recon.observe_target,
-        "plan_change": recon.plan_change,
-        "apply_unit": rollout.apply_unit,
-        "revert_unit": rollout.revert_unit,
-        "verify_unit": rollout.verify_unit,
-        "measure_health": HealthActivities(sources).measure_health,
-    }
     changes = ChangeService(client, settings, kinds=kinds)
     try:
-        async with running_worker(client, settings, replace=replace):
+        async with running_worker(client, settings, kinds=kinds):
             yield changes
     finally:
         changes.close()
-        await providers.aclose()
-        await sources.aclose()
