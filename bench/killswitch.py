@@ -12,8 +12,10 @@ state and then stopped by a kill switch on their agent (`agent:<id>`), through
   when every one has ended. A rollback is bounded by the targets, so it is reported apart
   from halting.
 
-Times run from just before `engage` and are observed by status queries, 20 at a time, so a
-round of queries is their resolution; `signalled` is when `engage` returned.
+Times run from just before `engage`; `signalled` is when `engage` returned. Halting and
+ending are counted by Temporal visibility every 0.1 s (the stage and outcome search
+attributes), so measuring asks no workflow anything; a pause has no search attribute and is
+observed by status queries, 20 at a time, so a round of queries is its resolution.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bench.parking import check_parked, parked, statuses, submit_all, wait_all
+from bench.parking import statuses, submit_all, wait_all, wait_count
 from bench.stack import (
     BenchFailure,
     Children,
@@ -39,6 +41,7 @@ from bench.stack import (
 from changegate.models import ChangeStatus, Decision, Outcome, Stage
 from changegate.service import ChangeService
 from changegate.service.operations import Operations
+from changegate.service.visibility import change_query
 
 INSTANCES = 2
 PARKED = {"canary_units": 1, "waves": 1, "approval_timeout_seconds": 86400}
@@ -67,11 +70,6 @@ def baking(status: ChangeStatus) -> bool:
     return status.ended or (status.stage == Stage.CANARY and applied)
 
 
-def halted(status: ChangeStatus) -> bool:
-    """Rolling back or ended."""
-    return status.ended or status.stage == Stage.ROLLBACK
-
-
 async def prepare(
     changes: ChangeService, where: Where, services: list[str], agent: str
 ) -> list[str]:
@@ -87,8 +85,8 @@ async def prepare(
     )
     ids = submitted.ids
     deadline = 60.0 + len(ids)
-    await wait_all(changes, ids, parked, what="awaiting approval", deadline=deadline)
-    check_parked(await statuses(changes, ids))
+    waiting = change_query(agent=agent, stage=Stage.AWAITING_APPROVAL, running=True)
+    await wait_count(changes, waiting, len(ids), what="awaiting approval", deadline=deadline)
     if where == "mid-bake":
         for change_id in ids:
             judgement = await changes.approve(change_id, APPROVER)
@@ -123,14 +121,12 @@ async def one_group(changes: ChangeService, where: Where, mode: Mode, n: int) ->
         )
         halt, end = max(seen.values()), None
     else:
-        seen = await wait_all(
-            changes, ids, halted, what="halted", deadline=deadline, started=started
-        )
-        halt = max(seen.values())
-        seen = await wait_all(
-            changes, ids, lambda s: s.ended, what="ended", deadline=deadline, started=started
-        )
-        end = max(seen.values())
+        ours = change_query(agent=agent)
+        halting = f"{ours} AND (ChangeStage = 'ROLLBACK' OR ExecutionStatus != 'Running')"
+        ended = change_query(agent=agent, running=False)
+        count = {"deadline": deadline, "started": started, "interval": 0.1}
+        halt = await wait_count(changes, halting, n, what="halted", **count)
+        end = await wait_count(changes, ended, n, what="ended", **count)
     final = await statuses(changes, ids)
     counts: dict[str, int] = {}
     for status in final.values():

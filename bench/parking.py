@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.stack import BenchFailure, make_request, progress
 from changegate.admission import Gate
-from changegate.models import ChangeRequest, ChangeStatus, Stage
+from changegate.models import ChangeRequest, ChangeStatus
 from changegate.service import ChangeService
 
 QUERY_CONCURRENCY = 20
@@ -124,26 +124,22 @@ async def wait_all(
     return seen
 
 
-def parked(status: ChangeStatus) -> bool:
-    """The change waits for approval (or ended, which `check_parked` refuses)."""
-    return status.stage == Stage.AWAITING_APPROVAL or status.ended
-
-
-def check_parked(found: dict[str, ChangeStatus]) -> None:
-    """Every change must wait for approval, not have ended."""
-    ended = [f"{i}: {s.outcome}" for i, s in found.items() if s.ended]
-    if ended:
-        raise BenchFailure(f"{len(ended)} changes ended instead of parking: {ended[:5]}")
-
-
 async def wait_count(
-    changes: ChangeService, query: str, n: int, *, what: str, deadline: float
+    changes: ChangeService,
+    query: str,
+    n: int,
+    *,
+    what: str,
+    deadline: float,
+    started: float | None = None,
+    interval: float = 0.5,
 ) -> float:
-    """Seconds until the visibility `query` counts `n` workflows (so polling queries no
-    workflow: a parked change the worker evicted is not replayed to answer)."""
-    started = time.perf_counter()
+    """Seconds from `started` (by default now) until the visibility `query` counts `n`
+    workflows, counted every `interval` seconds (so polling queries no workflow: a parked
+    change the worker evicted is not replayed to answer, and the worker is left alone)."""
+    started = time.perf_counter() if started is None else started
     while (await changes.temporal.count_workflows(query)).count < n:
         if time.perf_counter() - started > deadline:
             raise BenchFailure(f"fewer than {n} changes {what} within {deadline:g} s")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(interval)
     return time.perf_counter() - started
