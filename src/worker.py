@@ -154,8 +154,10 @@ PASSTHROUGH = (
     "pydantic_core",
     "changegate.errors",
     "changegate.health",
+    "changegate.incidents",
     "changegate.models",
     "changegate.policy",
+    "changegate.summary",
 )
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from changegate.admission.breach import breach_incident
 from changegate.errors import TargetUnavailable
-from changegate.incidents import breach_incident, build_incident, category, needs_incident, severity
+from changegate.incidents import build_incident, category, needs_incident, severity
 from changegate.kinds.fleet import FleetProvider
 from changegate.models import (
     ChangeStatus,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from changegate.incidents import breach_incident
+from changegate.admission.breach import breach_incident
 from changegate.models import Outcome
 from changegate.observability import breaker_tripped
 from changegate.policy import Admission, Policy

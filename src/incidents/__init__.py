@@ -1,6 +1,5 @@
 """Incidents: classification by documented rules and the pre-filled post-incident review."""
 
-from changegate.incidents.breach import GUARDRAIL_BREACH, breach_incident
 from changegate.incidents.classify import (
     category,
     incident_id_for,
@@ -11,8 +10,6 @@ from changegate.incidents.classify import (
 from changegate.incidents.review import build_incident, render_review, suggest
 
 __all__ = [
-    "GUARDRAIL_BREACH",
-    "breach_incident",
     "build_incident",
     "category",
     "incident_id_for",
