@@ -38,6 +38,7 @@ import httpx
 from bench.procs import free_port, start_fleet, stop
 from bench.stack import BenchFailure, load_note
 from changegate.api import running_api
+from changegate.http_pool import KEEPALIVE_SECONDS
 from changegate.models import ChangeRequest, Decision
 from changegate.runtime import running_stack
 from changegate.service import ChangeService
@@ -307,7 +308,8 @@ def _http(base: str, token: str) -> httpx.AsyncClient:
         base_url=base,
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
-        limits=httpx.Limits(max_connections=100),
+        # As the product's client: idle connections go before uvicorn's 5 s timeout does.
+        limits=httpx.Limits(max_connections=100, keepalive_expiry=KEEPALIVE_SECONDS),
     )
 
 

@@ -23,12 +23,14 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
-_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError)
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError)
+"""What a request on a pooled connection the server already closed fails with."""
 
 Params = Mapping[str, str | Sequence[str]]
 
 KEEPALIVE_SECONDS = 2.0
-"""How long an idle pooled connection is kept: below uvicorn's 5 s keep-alive timeout."""
+"""How long an idle pooled connection is kept: below uvicorn's 5 s keep-alive timeout (the
+API client keeps its connections to the changegate API no longer either)."""
 
 
 class HttpPool:
@@ -67,7 +69,7 @@ class HttpPool:
         reused = self._served
         try:
             response = await client.get(url, params=params)
-        except _STALE_CONNECTION:
+        except STALE_CONNECTION:
             if not reused:
                 raise
             response = await client.get(url, params=params)

@@ -1,8 +1,10 @@
 """Regressions found while measuring changegate at scale.
 
 - A pooled connection the server closed while it sat idle is read again on a fresh one,
-  against a real local server that drops a kept-alive connection unanswered.
-- The pool lets go of idle connections before uvicorn (fleet, API, MCP) closes them.
+  against a real local server that drops a kept-alive connection unanswered; the API client
+  does the same for a read and never sends a write twice.
+- The pool and the API client let go of idle connections before uvicorn (fleet, API, MCP)
+  closes them.
 - A health read that fails is an `error` measurement, and the analysis measures again
   instead of deciding on it: one miss never holds a change for a human.
 - Twenty concurrent first submissions through a fresh client all pass admission, and the
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,9 @@ from temporalio.testing import ActivityEnvironment
 
 import changegate.service.changes as service_module
 from changegate.activities.health import HealthActivities
+from changegate.client import ChangeClient
+from changegate.client.credentials import Credentials
+from changegate.client.errors import Unavailable
 from changegate.health import HealthSourceRegistry
 from changegate.health.analysis import evaluate
 from changegate.health.sources import FleetMetricsSource
@@ -51,10 +57,12 @@ class Seen:
 
 
 @contextlib.asynccontextmanager
-async def idle_closing_server(*, answer_first: int) -> AsyncIterator[tuple[str, Seen]]:
+async def idle_closing_server(
+    *, answer_first: int, body: str = METRICS, content_type: str = "text/plain; version=0.0.4"
+) -> AsyncIterator[tuple[str, Seen]]:
     """An HTTP/1.1 server on loopback that keeps connections alive but, like a server whose
     idle timeout fired as the request arrived, closes a connection unanswered on its
-    request number `answer_first + 1`. A fresh connection is answered again."""
+    request number `answer_first + 1`. A fresh connection is answered again, with `body`."""
     seen = Seen()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -70,11 +78,11 @@ async def idle_closing_server(*, answer_first: int) -> AsyncIterator[tuple[str, 
                     return
                 served += 1
                 seen.answered += 1
-                body = METRICS.encode()
+                answer = body.encode()
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
+                    f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n".encode()
+                    + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -112,6 +120,32 @@ def test_the_pool_lets_idle_connections_go_before_uvicorn_closes_them() -> None:
     assert server_idle > KEEPALIVE_SECONDS
     pool = HttpPool(timeout=5.0)
     assert pool._limits.keepalive_expiry == KEEPALIVE_SECONDS
+    # So does the API client (the CLI's, the demo's): it had kept them as long as uvicorn.
+    client = ChangeClient(Credentials(api_url="http://127.0.0.1:1", token="t"))
+    assert client._http._transport._pool._keepalive_expiry == KEEPALIVE_SECONDS  # type: ignore[attr-defined]
+
+
+async def test_the_api_client_reads_again_on_a_dropped_connection_but_never_resends_a_write() -> (
+    None
+):
+    answer = {"detail": "ok"}
+    async with (
+        idle_closing_server(
+            answer_first=1, body=json.dumps(answer), content_type="application/json"
+        ) as (url, seen),
+        ChangeClient(Credentials(api_url=url, token="t")) as client,
+    ):
+        assert await client.call("GET", "/whoami") == answer
+        # The server drops the kept-alive connection: the read goes out again, fresh.
+        assert await client.call("GET", "/whoami") == answer
+        assert (seen.connections, seen.answered, seen.dropped) == (2, 2, 1)
+        # A write the server drops is not sent again (it may have landed): it is
+        # reported as the API not answering, naming the rule.
+        with pytest.raises(Unavailable) as refused:
+            await client.call("POST", "/changes", json={})
+    assert refused.value.rule == "api.unreachable"
+    # No third connection: the dropped POST was sent once.
+    assert (seen.connections, seen.answered, seen.dropped) == (2, 2, 2)
 
 
 async def test_a_failed_health_read_is_an_error_measured_again_not_a_hold() -> None:

@@ -13,6 +13,7 @@ import httpx
 
 from changegate.client.credentials import Credentials, load_credentials
 from changegate.client.errors import Unauthenticated, Unavailable, error_for
+from changegate.http_pool import KEEPALIVE_SECONDS, STALE_CONNECTION
 from changegate.models import (
     ChangeRef,
     ChangeRequest,
@@ -40,10 +41,12 @@ class ChangeClient:
         headers = {"User-Agent": "changegate-client"}
         if self.credentials.token:
             headers["Authorization"] = f"Bearer {self.credentials.token}"
+        # Idle connections are let go before the API's server (uvicorn, 5 s) closes them.
         self._http = httpx.AsyncClient(
             base_url=self.credentials.api_url.rstrip("/") + "/api/v1",
             headers=headers,
             timeout=timeout,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
         )
 
     async def aclose(self) -> None:
@@ -67,7 +70,7 @@ class ChangeClient:
                 "you in as the local admin",
             )
         try:
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise Unavailable(
                 503,
@@ -87,6 +90,16 @@ class ChangeClient:
         return response.json() if response.content else None
 
     # ---- changes -------------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send once; a read (GET) the server dropped on a reused connection is sent again
+        on a fresh one. A write is never resent: it may have landed."""
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except STALE_CONNECTION:
+            if method != "GET":
+                raise
+            return await self._http.request(method, path, **kwargs)
 
     async def whoami(self) -> dict[str, Any]:
         """The caller as the API knows it: name, role, agent id, capabilities."""
