@@ -116,8 +116,9 @@ def script_from_history(history: WorkflowHistory) -> BareScript:
             signals += 1
         elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
             # A `workflow.patched()` call: the bare workflow makes one too (same marker and
-            # the SDK's own TemporalChangeVersion upsert).
-            steps.append(BareStep(kind="patch", label="bench-patch"))
+            # the SDK's own TemporalChangeVersion upsert), with an id of its own for each.
+            patches = sum(1 for s in steps if s.kind == "patch")
+            steps.append(BareStep(kind="patch", label=f"bench-patch-{patches + 1}"))
         elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
             keys = sorted(k for k in fields.indexed_fields if k != _PATCH_ATTRIBUTE)
