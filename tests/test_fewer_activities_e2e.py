@@ -1,11 +1,9 @@
-"""A change runs the fewest activities its stages need (`fewer-activities`, `local-checks`),
-and loses nothing.
+"""A change runs the fewest activities its stages need (`fewer-activities`), and loses nothing.
 
 VALIDATE and planning are one activity, the summary is rendered in the workflow, every unit
-is read back in one activity, the end is one write (the rest of the record, the outcome and
-the incident), and the signature checks run as local activities. These tests hold the
-history to that shape and the audit store to the whole story: every timeline event, the
-outcome and the incident, when the result returns.
+is read back in one activity, and the end is one write (the rest of the record, the outcome
+and the incident). These tests hold the history to that shape and the audit store to the
+whole story: every timeline event, the outcome and the incident, when the result returns.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ pytestmark = pytest.mark.e2e
 APPROVER = Decision(actor="alice", reason="looks right")
 # Steps merged away: a new change must never schedule them.
 MERGED_AWAY = {"validate_change", "plan_change", "render_summary", "verify_unit"}
-LOCAL = {"verify_admission", "judge_decision", "verify_control"}
 
 
 async def _activities(client: Client, change_id: str) -> list[str]:
@@ -74,19 +71,19 @@ async def test_a_done_change_runs_one_assessment_one_read_back_and_one_closing_w
     history = await client.get_workflow_handle(change_id).fetch_history()
     assert history.events[0].workflow_execution_started_event_attributes.eager_execution_accepted
     names = await _activities(client, change_id)
-    assert not (MERGED_AWAY | LOCAL) & set(names), names
-    # The ticket check and the approval's judging ran as local activities (`local-checks`).
-    assert names[:3] == ["observe_target", "assess_change", "record_change"]
-    markers = [
-        e.marker_recorded_event_attributes.marker_name
-        for e in history.events
-        if e.HasField("marker_recorded_event_attributes")
+    assert not MERGED_AWAY & set(names), names
+    before_approval = names[: names.index("judge_decision")]
+    assert before_approval == [
+        "verify_admission",
+        "observe_target",
+        "assess_change",
+        "record_change",
     ]
-    assert markers.count("core_local_activity") == 2
     assert names.count("verify_units") == 1
     assert names.count("apply_unit") == 4
-    # After the read-back, only the closing write.
-    assert names[names.index("verify_units") + 1 :] == ["close_change"]
+    assert (
+        names[-1] == "close_change" and "record_change" not in names[names.index("verify_units") :]
+    )
     assert [u.status for u in final.units] == ["verified"] * 4
     _stored(store, final)
 

@@ -25,9 +25,8 @@ HEARTBEAT_INTERVAL_SECONDS = 1.0
 
 @contextlib.asynccontextmanager
 async def heartbeating(interval: float = HEARTBEAT_INTERVAL_SECONDS) -> AsyncIterator[None]:
-    """Heartbeat every `interval` seconds while the block runs; nothing outside an activity
-    or in a local one (it lives inside a workflow task, which has its own timeout)."""
-    if not activity.in_activity() or activity.info().is_local:
+    """Heartbeat every `interval` seconds while the block runs; nothing outside an activity."""
+    if not activity.in_activity():
         yield
         return
     beats = asyncio.create_task(_beat(interval))

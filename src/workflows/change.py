@@ -93,7 +93,6 @@ class ChangeWorkflow:
         """Walk the stages; always end with an outcome, rolling back whatever was applied."""
         self._in_one = workflow.patched("fewer-activities")
         self._audit.start(in_one=self._in_one)
-        self._steps.local_checks = workflow.patched("local-checks")
         try:
             await self._stages()
         except Halt as halt:

@@ -82,28 +82,16 @@ async def _run(
     summary: str,
     retry: RetryPolicy = WAIT_RETRY,
     limit: timedelta = READ_TIMEOUT,
-    local: bool = False,
 ) -> R:
-    found: Any
-    if local:
-        found = await workflow.execute_local_activity(
-            name,
-            arg,
-            result_type=result,
-            start_to_close_timeout=limit,
-            retry_policy=retry,
-            summary=summary,
-        )
-    else:
-        found = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result,
-            start_to_close_timeout=limit,
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=retry,
-            summary=summary,
-        )
+    found: Any = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result,
+        start_to_close_timeout=limit,
+        heartbeat_timeout=HEARTBEAT,
+        retry_policy=retry,
+        summary=summary,
+    )
     assert isinstance(found, result)
     return found
 
@@ -115,22 +103,17 @@ class Steps:
         """Steps for the change `change_id` on its (canonical) `target`."""
         self._change_id = change_id
         self._target = target
-        self.local_checks = False
-        """Run the signature checks and the judging of decisions (pure, sub-millisecond,
-        no I/O) as local activities: in the workflow task that needs them, with no round
-        trip through the server. Set by the workflow behind `local-checks`."""
 
     async def verify_admission(self, data: TicketCheck) -> AuthorityVerdict:
         """Check the admission ticket the workflow was started with."""
-        summary = "verify the admission ticket"
-        local = self.local_checks
-        return await _run("verify_admission", data, AuthorityVerdict, summary=summary, local=local)
+        return await _run(
+            "verify_admission", data, AuthorityVerdict, summary="verify the admission ticket"
+        )
 
     async def verify_control(self, data: ControlCheck) -> AuthorityVerdict:
         """Check who sent a pause, resume or abort."""
         summary = f"verify the {data.action}'s sender"
-        local = self.local_checks
-        return await _run("verify_control", data, AuthorityVerdict, summary=summary, local=local)
+        return await _run("verify_control", data, AuthorityVerdict, summary=summary)
 
     async def observe(self) -> TargetObservation:
         """Read the target (read-only)."""
@@ -165,8 +148,7 @@ class Steps:
     async def judge(self, data: JudgeInput) -> DecisionJudgement:
         """Policy's judgement of one decision."""
         summary = f"judge {data.verdict} ({'signed' if data.proof else 'unsigned'})"
-        local = self.local_checks
-        return await _run("judge_decision", data, DecisionJudgement, summary=summary, local=local)
+        return await _run("judge_decision", data, DecisionJudgement, summary=summary)
 
     async def unit_step(
         self, unit: UnitChange, proof: ApprovalProof, *, revert: bool = False
