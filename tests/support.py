@@ -25,6 +25,8 @@ from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
 from changegate.store import create_engine_for
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from changegate.service import ChangeService
 
 TEST_POLICY = Path(__file__).parent / "policy.yaml"
@@ -218,3 +220,17 @@ def postgres_schema(prefix: str = "cg", base: str = POSTGRES_URL) -> Iterator[UR
                 connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+async def terminate_running(client: Client, task_queue: str, reason: str) -> None:
+    """End every change still running on `task_queue`: a module's changes must not outlive
+    its worker, or later modules' queries meet them and get `NoWorker`."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    running = f'TaskQueue = "{task_queue}" AND ExecutionStatus = "Running"'
+    async for found in client.list_workflows(running):
+        try:
+            await client.get_workflow_handle(found.id).terminate(reason)
+        except RPCError as exc:  # it ended after visibility listed it
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise

@@ -44,7 +44,15 @@ from changegate.store import (
     recent_changes,
 )
 from changegate.worker import running_worker
-from tests.support import TEST_POLICY, Fleet, free_port, make_request, postgres_schema, wait_until
+from tests.support import (
+    TEST_POLICY,
+    Fleet,
+    free_port,
+    make_request,
+    postgres_schema,
+    terminate_running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -155,6 +163,8 @@ async def stack(
             admin_token = create_token(session=session, name="race-admin", role="admin")
         # The worker makes the signing key in the data directory the APIs then read.
         await exits.enter_async_context(running_worker(client, own))
+        # Unwound before the worker stops: nothing of this module outlives it.
+        exits.push_async_callback(terminate_running, client, own.task_queue, "race tests over")
         assert (data_dir / "signing.key").exists()
 
         processes: list[subprocess.Popen[bytes]] = []

@@ -35,7 +35,7 @@ from changegate.store import (
     upsert_change,
 )
 from changegate.worker import running_worker
-from tests.support import Fleet, make_request, wait_for_stage, wait_until
+from tests.support import Fleet, make_request, terminate_running, wait_for_stage, wait_until
 from tests.test_cli_e2e import cli
 
 pytestmark = pytest.mark.e2e
@@ -173,11 +173,7 @@ async def stack(
             try:
                 yield Stack(http=http, changes=changes, tokens=tokens, base=base)
             finally:
-                # Nothing of this module may outlive its worker: a change left running on
-                # its task queue would answer later modules' queries with NoWorker.
-                running = f'TaskQueue = "{own.task_queue}" AND ExecutionStatus = "Running"'
-                async for found in client.list_workflows(running):
-                    await client.get_workflow_handle(found.id).terminate("breaker tests over")
+                await terminate_running(client, own.task_queue, "breaker tests over")
     finally:
         changes.close()
 

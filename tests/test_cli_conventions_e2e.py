@@ -18,7 +18,7 @@ from changegate.kinds import KindRegistry
 from changegate.models import ChangeRequest, Stage
 from changegate.service import ChangeService
 from tests.support import Fleet, as_user, make_request, wait_for_stage, wait_until
-from tests.test_cli_e2e import _wait_listed, cli
+from tests.test_cli_e2e import _running, _wait_listed, cli
 
 pytestmark = pytest.mark.e2e
 
@@ -102,6 +102,7 @@ async def test_wait_ends_with_the_halt_reason_and_outcome_filters_find_it(
 ) -> None:
     path = tmp_path / "change.json"
     path.write_text(make_request().model_dump_json())
+    known = await _running(changes)
     proc = subprocess.Popen(
         [sys.executable, "-m", "changegate", "submit", "--wait", str(path)],
         env=cli_env,
@@ -110,7 +111,7 @@ async def test_wait_ends_with_the_halt_reason_and_outcome_filters_find_it(
         text=True,
     )
     try:
-        change_id = await _wait_listed(changes)
+        change_id = await _wait_listed(changes, known)
         await wait_for_stage(changes, change_id, Stage.AWAITING_APPROVAL)
         rejected = await cli(
             as_user(cli_env, "alice"), "reject", change_id, "--reason", "not this week"

@@ -97,6 +97,7 @@ async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
 ) -> None:
     path = tmp_path / "bad.json"
     path.write_text(make_request(parameters={"version": "latest"}).model_dump_json())
+    known = await _running(changes)
     proc = subprocess.Popen(
         [sys.executable, "-m", "changegate", "--json", "submit", "--wait", str(path)],
         env=cli_env,
@@ -105,7 +106,7 @@ async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
         text=True,
     )
     try:
-        refs = await _wait_listed(changes)
+        refs = await _wait_listed(changes, known)
         await wait_for_stage(changes, refs, Stage.AWAITING_APPROVAL)
         assert (await cli(as_user(cli_env, "alice"), "approve", refs)).returncode == 0
         out, err = await asyncio.to_thread(proc.communicate, timeout=120)
@@ -118,12 +119,19 @@ async def test_submit_wait_exits_nonzero_when_the_change_rolls_back(
         proc.communicate()
 
 
-async def _wait_listed(changes: ChangeService) -> str:
+async def _running(changes: ChangeService) -> set[str]:
+    """The changes running now (on any task queue): none of them is the one about to come."""
+    return {ref.change_id for ref in await changes.list(change_query(running=True))}
+
+
+async def _wait_listed(changes: ChangeService, known: set[str]) -> str:
+    """The change the CLI submitted: the newest running one that was not in `known`."""
     from tests.support import wait_until
 
     async def newest_running() -> str | None:
         refs = await changes.list(change_query(running=True))
-        return refs[0].change_id if refs else None
+        fresh = [ref.change_id for ref in refs if ref.change_id not in known]
+        return fresh[0] if fresh else None
 
     change_id: str = await wait_until(newest_running, what="the submitted change")
     return change_id
