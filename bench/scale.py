@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +29,7 @@ from bench.overhead import percentile
 from bench.parking import TimedGate, submit_all, wait_count
 from bench.procs import cpu_seconds
 from bench.stack import (
+    BenchFailure,
     Children,
     load_note,
     make_request,
@@ -53,6 +57,21 @@ async def probe(gate: TimedGate, label: str) -> tuple[list[float], list[float]]:
     seconds, cpu = gate.seconds[-PROBES:], gate.cpu[-PROBES:]
     del gate.seconds[-PROBES:], gate.cpu[-PROBES:]
     return seconds, cpu
+
+
+async def snapshot_worker(worker: int) -> str:
+    """With `BENCH_TRACEMALLOC=<path>`, have the worker dump what it holds now; the path."""
+    path = os.environ.get("BENCH_TRACEMALLOC")
+    if not path:
+        return ""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    os.kill(worker, signal.SIGUSR1)
+    for _ in range(1200):
+        if os.path.exists(path):
+            return path
+        await asyncio.sleep(0.1)
+    raise BenchFailure(f"the worker wrote no tracemalloc snapshot to {path} in 120 s")
 
 
 def tenth(values: Sequence[float], *, last: bool) -> list[float]:
@@ -87,6 +106,7 @@ async def scale(args: argparse.Namespace, children: Children, data_dir: Path) ->
     settle = await wait_count(changes, query, n, what="awaiting approval", deadline=60 + n)
     cpu = cpu_seconds(worker) - cpu_before
     after = {"worker": rss_mb(worker), "server": rss_mb(server)}
+    traced = await snapshot_worker(worker)
     full = await probe(gate, "full")
 
     def ms(values: Sequence[float]) -> str:
@@ -114,6 +134,8 @@ async def scale(args: argparse.Namespace, children: Children, data_dir: Path) ->
         f"  worker RSS MiB, before / parked    {before['worker']:8.0f} / {after['worker']:.0f}",
         f"  server RSS MiB, before / parked    {before['server']:8.0f} / {after['server']:.0f}",
     ]
+    if traced:
+        lines.append(f"  worker tracemalloc snapshot, parked {traced}")
     return "\n".join(lines)
 
 

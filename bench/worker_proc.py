@@ -9,6 +9,12 @@ prints `ready` once both workers poll and stops cleanly on SIGTERM or SIGINT.
 With `BENCH_PROFILE=<path>` the event loop's thread runs under `cProfile` and its stats are
 written to `<path>` on exit (read them with `python -m pstats <path>`): a profile of where the
 worker's asyncio thread spends its time, at about twice the CPU.
+
+With `BENCH_TRACEMALLOC=<path>` the worker traces its Python allocations and, on SIGUSR1,
+dumps a `tracemalloc` snapshot to `<path>`: what it holds at that moment, by where it was
+allocated (`tracemalloc.Snapshot.load(path).statistics("filename")`). `bench.scale` sends the
+signal once all N changes are parked. Memory the SDK's Rust core holds is not in it; the
+bench's RSS figure covers both.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import tracemalloc
 
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -29,6 +36,8 @@ from changegate.settings import Settings
 from changegate.worker import running_worker, workflow_runner
 
 MAX_CONCURRENT_ACTIVITIES = 50
+TRACEMALLOC_FRAMES = 8
+"""Frames kept per allocation with `BENCH_TRACEMALLOC`."""
 
 
 def bare_queue(task_queue: str) -> str:
@@ -51,6 +60,9 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    trace_to = os.environ.get("BENCH_TRACEMALLOC")
+    if trace_to:
+        loop.add_signal_handler(signal.SIGUSR1, dump_snapshot, trace_to)
     change_worker = running_worker(
         client, settings, max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES
     )  # an async context manager that also closes the providers' HTTP clients
@@ -67,10 +79,20 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
 
 
+def dump_snapshot(path: str) -> None:
+    """Write what the traced worker holds now to `path` (written whole, then renamed)."""
+    partial = f"{path}.partial"
+    tracemalloc.take_snapshot().dump(partial)
+    os.replace(partial, path)
+
+
 def main() -> None:
-    """Read the settings from the environment and serve (profiled with `BENCH_PROFILE`)."""
+    """Read the settings from the environment and serve (profiled with `BENCH_PROFILE`,
+    memory traced with `BENCH_TRACEMALLOC`)."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     profile_to = os.environ.get("BENCH_PROFILE")
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        tracemalloc.start(TRACEMALLOC_FRAMES)
     if not profile_to:
         asyncio.run(serve(Settings()))
         return

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from changegate.models import ChangeRequest, ChangeStatus, Decision, Stage
+from changegate.runtime.devserver import dev_server_args
 from changegate.store import create_engine_for
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 TEST_POLICY = Path(__file__).parent / "policy.yaml"
 FLEET_SERVICES = "checkout=4,search=3,payments=3,ledger=2,inventory=2"
-WAL = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=NORMAL"]
+WAL = dev_server_args()
+"""What changegate gives its own dev server: SQLite in WAL mode and its dynamic config."""
 CLI_USERS = {
     "agent-7": {"role": "agent", "agent_id": "agent-7"},
     "alice": {"role": "approver", "roles": ["sre", "dev"]},

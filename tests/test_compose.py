@@ -23,6 +23,7 @@ import yaml
 import changegate.workflows
 from changegate.observability import traces_endpoint
 from changegate.policy import load_policy
+from changegate.runtime.devserver import DYNAMIC_CONFIG
 from changegate.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,3 +431,12 @@ def test_tracing_is_off_unless_an_otlp_endpoint_is_given(monkeypatch: pytest.Mon
     for name in PROCESSES:
         settings = _settings(traced[name], monkeypatch)
         assert traces_endpoint(settings) == f"{collector}/v1/traces", name
+
+
+def test_compose_temporal_has_the_dev_servers_tuning() -> None:
+    """The compose stack's Temporal gets the dynamic config `changegate up` gives its own."""
+    path = ROOT / "deploy" / "dynamicconfig" / "development-sql.yaml"
+    config = yaml.safe_load(path.read_text())
+    for key, value in DYNAMIC_CONFIG.items():
+        assert key in config, f"{path.name} lacks {key}"
+        assert config[key] == [{"value": json.loads(value), "constraints": {}}], key
