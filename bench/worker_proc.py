@@ -36,8 +36,9 @@ from changegate.settings import Settings
 from changegate.worker import running_worker, workflow_runner
 
 MAX_CONCURRENT_ACTIVITIES = 50
-TRACEMALLOC_FRAMES = 8
-"""Frames kept per allocation with `BENCH_TRACEMALLOC`."""
+TRACEMALLOC_FRAMES = 1
+"""Frames kept per allocation with `BENCH_TRACEMALLOC`: with 8, the traced worker was so slow
+that activities missed their heartbeats and 300 changes never all parked."""
 
 
 def bare_queue(task_queue: str) -> str:
