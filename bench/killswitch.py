@@ -14,8 +14,10 @@ state and then stopped by a kill switch on their agent (`agent:<id>`), through
 
 Times run from just before `engage`; `signalled` is when `engage` returned. Halting and
 ending are counted by Temporal visibility every 0.1 s (the stage and outcome search
-attributes), so measuring asks no workflow anything; a pause has no search attribute and is
-observed by status queries, 20 at a time, so a round of queries is its resolution.
+attributes). A pause has no search attribute: it holds from the workflow task that ran the
+pause signal's handler, and that task's completion is read from each change's history (the
+server's clock, the same machine's). So measuring asks no workflow anything, and a status
+query at the end only confirms that every change reads paused.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from bench.parking import statuses, submit_all, wait_all, wait_count
+from bench.parking import statuses, submit_all, wait_all, wait_count, wait_signal_taken
 from bench.stack import (
     BenchFailure,
     Children,
@@ -107,19 +110,14 @@ async def one_group(changes: ChangeService, where: Where, mode: Mode, n: int) ->
     ids = await prepare(changes, where, services, agent)
     progress(f"{where}, {mode}: engaging agent:{agent}")
     operations = Operations(changes)
+    since = datetime.now(UTC)
     started = time.perf_counter()
     await operations.engage(f"agent:{agent}", mode, actor="bench-operator", reason="benchmark")
     signalled = time.perf_counter() - started
     deadline = 120.0 + n
     if mode == "pause":
-
-        def stopped(status: ChangeStatus) -> bool:
-            return status.ended or status.paused
-
-        seen = await wait_all(
-            changes, ids, stopped, what="paused", deadline=deadline, started=started
-        )
-        halt, end = max(seen.values()), None
+        taken = await wait_signal_taken(changes, ids, "pause", since=since, deadline=deadline)
+        halt, end = max(taken.values()), None
     else:
         ours = change_query(agent=agent)
         halting = f"{ours} AND (ChangeStage = 'ROLLBACK' OR ExecutionStatus != 'Running')"
@@ -134,6 +132,8 @@ async def one_group(changes: ChangeService, where: Where, mode: Mode, n: int) ->
         counts[key] = counts.get(key, 0) + 1
     if mode == "abort" and set(counts) - {Outcome.ABORTED.value, Outcome.ROLLED_BACK.value}:
         raise BenchFailure(f"{where}, abort: outcomes {counts}")
+    if mode == "pause" and counts != {"paused": n}:
+        raise BenchFailure(f"{where}, pause: took the signal, but reads {counts}")
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     return Result(where, mode, signalled, halt, end, outcomes, os.getloadavg()[0])
 

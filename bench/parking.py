@@ -3,7 +3,9 @@
 `submit_all` submits through a `ChangeService` whose gate is a `TimedGate`, so that the
 admission time of each submission is known apart from the workflow start. `statuses`
 queries many changes with bounded concurrency; `wait_all` polls until a predicate holds for
-every change and returns, per change, when it was first seen to hold.
+every change and returns, per change, when it was first seen to hold. `wait_signal_taken`
+reads histories instead: when the workflow task that took a signal completed, as the server
+recorded it, so that measuring asks the worker nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from temporalio.api.enums.v1 import EventType
 
 from bench.stack import BenchFailure, make_request, progress
 from changegate.admission import Gate
@@ -143,3 +147,54 @@ async def wait_count(
             raise BenchFailure(f"fewer than {n} changes {what} within {deadline:g} s")
         await asyncio.sleep(interval)
     return time.perf_counter() - started
+
+
+async def signal_taken_at(changes: ChangeService, change_id: str, signal: str) -> datetime | None:
+    """When the first workflow task after the change's first `signal` completed (the server's
+    clock), or None while it has not. A signal that arrives during a workflow task is
+    recorded after that task, so the next completed task is the one that ran its handler."""
+    handle = changes.temporal.get_workflow_handle(change_id)
+    signalled = False
+    async for event in handle.fetch_history_events():
+        if (
+            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and event.workflow_execution_signaled_event_attributes.signal_name == signal
+        ):
+            signalled = True
+        elif signalled and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return event.event_time.ToDatetime(tzinfo=UTC)
+    return None
+
+
+async def wait_signal_taken(
+    changes: ChangeService,
+    ids: Sequence[str],
+    signal: str,
+    *,
+    since: datetime,
+    deadline: float,
+    interval: float = 0.5,
+) -> dict[str, float]:
+    """Poll histories until every change has taken `signal`; seconds from `since` to when
+    each took it, by the server's event times (so the polling's pace is not the resolution)."""
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+    taken: dict[str, float] = {}
+
+    async def one(change_id: str) -> None:
+        async with gate:
+            at = await signal_taken_at(changes, change_id, signal)
+        if at is not None:
+            taken[change_id] = (at - since).total_seconds()
+
+    while len(taken) < len(ids):
+        await asyncio.gather(*(one(i) for i in ids if i not in taken))
+        if len(taken) == len(ids):
+            break
+        if time.perf_counter() - started > deadline:
+            raise BenchFailure(
+                f"{len(ids) - len(taken)} of {len(ids)} changes did not take {signal!r} "
+                f"within {deadline:g} s"
+            )
+        await asyncio.sleep(interval)
+    return taken
