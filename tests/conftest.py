@@ -42,9 +42,9 @@ from changegate.worker import running_worker
 from changegate.workflows import SEARCH_ATTRIBUTES
 from tests.support import (
     CLI_USERS,
+    DEV_SERVER_ARGS,
     FLEET_SERVICES,
     TEST_POLICY,
-    WAL,
     Fleet,
     free_port,
     wait_http,
@@ -62,7 +62,7 @@ async def temporal(tmp_data: Path) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         dev_server_database_filename=str(tmp_data / "temporal.db"),
-        dev_server_extra_args=WAL,
+        dev_server_extra_args=DEV_SERVER_ARGS,
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
     )

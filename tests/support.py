@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 TEST_POLICY = Path(__file__).parent / "policy.yaml"
 FLEET_SERVICES = "checkout=4,search=3,payments=3,ledger=2,inventory=2"
-WAL = dev_server_args()
+DEV_SERVER_ARGS = dev_server_args()
 """What changegate gives its own dev server: SQLite in WAL mode and its dynamic config."""
 CLI_USERS = {
     "agent-7": {"role": "agent", "agent_id": "agent-7"},

@@ -29,7 +29,7 @@ from changegate.service import ChangeService
 from changegate.settings import Settings
 from changegate.store import create_token, open_store
 from changegate.workflows import SEARCH_ATTRIBUTES
-from tests.support import TEST_POLICY, WAL
+from tests.support import DEV_SERVER_ARGS, TEST_POLICY
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,7 @@ class ApiThread:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=find_binary("temporal"),
             dev_server_database_filename=str(self.data_dir / "temporal.db"),
-            dev_server_extra_args=WAL,
+            dev_server_extra_args=DEV_SERVER_ARGS,
             data_converter=pydantic_data_converter,
             search_attributes=SEARCH_ATTRIBUTES,
         )
